@@ -1,0 +1,100 @@
+"""Runner: a self-hosted run controller for coding agents. `create_app` builds the Flask app."""
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask, request
+
+from runner.config import Config
+
+MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
+
+
+def create_app(config=None):
+    """Build the app. `config` is a Config instance (or class); by default read from RUNNER_* env."""
+    app = Flask("runner")
+    if isinstance(config, type):
+        config = config()
+    app.config.from_object(config or Config())
+    app.json.sort_keys = False
+    _resolve_paths_and_secrets(app)
+
+    from runner import auth, errors, idempotency
+    from runner.api import Api
+    from runner.extensions import db, limiter, migrate, redis_client
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
+    redis_client.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
+    app.config["RATELIMIT_DEFAULTS"] = app.config["RATELIMIT_DEFAULT"]
+
+    # Order matters: authenticate, then check the body type, then the rate limit (keyed by the
+    # user just found), then claim the idempotency key.
+    app.before_request(auth.guard)
+    app.before_request(_require_json_body)
+    limiter.init_app(app)
+    app.before_request(idempotency.before_request)
+    app.after_request(idempotency.after_request)
+
+    api = Api(app)
+    from blueprints import register_blueprints
+
+    register_blueprints(api)
+    limiter.exempt(app.blueprints["api-docs"])
+    app.teardown_appcontext(_close_session)
+    return app
+
+
+def _close_session(exc):
+    from runner.extensions import db
+
+    db.session.remove()
+
+
+def _require_json_body():
+    """415 for a body that is not JSON; bodiless POSTs (actions like /start) need no Content-Type."""
+    if request.method not in ("POST", "PUT", "PATCH") or request.endpoint is None:
+        return None
+    has_body = (request.content_length or 0) > 0 or "chunked" in request.headers.get(
+        "Transfer-Encoding", ""
+    )
+    if has_body and not request.is_json:
+        from runner.errors import problem
+
+        return problem(
+            415,
+            detail=f"Send the body as application/json (got {request.mimetype or 'no Content-Type'}).",
+        )
+    return None
+
+
+def _resolve_paths_and_secrets(app):
+    data_dir = Path(app.config["DATA_DIR"]).resolve()
+    app.config["DATA_DIR"] = str(data_dir)
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        data_dir.mkdir(parents=True, exist_ok=True)
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{data_dir / 'runner.db'}"
+    if not app.config.get("REDIS_URL"):
+        app.config["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _stored_secret_key(data_dir)
+
+
+def _stored_secret_key(data_dir):
+    """A random key made once and kept in DATA_DIR/secret_key, readable by the owner only."""
+    path = data_dir / "secret_key"
+    if not path.exists():
+        # Written aside then linked into place: processes starting together agree on one key.
+        data_dir.mkdir(parents=True, exist_ok=True)
+        staging = data_dir / f".secret_key.{os.getpid()}"
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        try:
+            os.link(staging, path)
+        except FileExistsError:
+            pass
+        finally:
+            staging.unlink()
+    return path.read_text().strip()

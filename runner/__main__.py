@@ -1,0 +1,4 @@
+"""`python -m runner` is the `runner` command."""
+from runner.cli import main
+
+main()

@@ -1,0 +1,204 @@
+"""flask-smorest, once, with Runner's conventions built in.
+
+Every blueprint imports `Blueprint`, `Schema` and `paginate` from here, never from flask_smorest:
+- `Schema` speaks camelCase both ways and writes timestamps as ISO-8601 UTC with `Z`;
+- `Blueprint.requires(ability)` declares what a view needs (enforced in `runner.auth`, before any
+  argument parsing) and documents the 401/403 answers; `Blueprint.public` opts a view out of auth;
+- `paginate` is the one keyset cursor pagination: `{data, meta: {nextCursor}}`.
+"""
+import datetime as dt
+import functools
+
+import flask_smorest
+import marshmallow as ma
+from flask import current_app, request
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from runner import errors
+from runner.extensions import db
+
+PUBLIC_ATTR = "_runner_public"
+ABILITY_ATTR = "_runner_ability"
+
+
+def camelcase(name):
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+class UtcDateTime(ma.fields.DateTime):
+    """ISO-8601 in UTC with a `Z`; naive values are taken as UTC (SQLite hands them back naive)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace(
+            "+00:00", "Z"
+        )
+
+
+class StrictBoolean(ma.fields.Boolean):
+    """Only JSON true/false: marshmallow's Boolean would take "yes", 1 or "off"."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class Schema(ma.Schema):
+    """Base schema: snake_case attributes, camelCase on the wire; unknown keys are errors."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    def on_bind_field(self, field_name, field_obj):
+        field_obj.data_key = camelcase(field_obj.data_key or field_name)
+
+
+class ProblemSchema(Schema):
+    """RFC 7807 problem details (documentation only; `runner.errors.problem` writes them)."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+    type = ma.fields.String(metadata={"description": "Error type: a URL ending in a stable slug"})
+    title = ma.fields.String()
+    status = ma.fields.Integer()
+    detail = ma.fields.String()
+    instance = ma.fields.String(metadata={"description": "The request path"})
+    errors = ma.fields.Dict(
+        keys=ma.fields.String(),
+        metadata={"description": "422 only: camelCase field name -> list of messages"},
+    )
+    required_ability = ma.fields.String(metadata={"description": "403 only"})
+    retry_after = ma.fields.Integer(metadata={"description": "429 only: seconds"})
+
+
+class Api(flask_smorest.Api):
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_error_handlers(self):
+        errors.register_error_handlers(self._app)
+
+    def _register_responses(self):
+        # Error responses are problem+json in the document as on the wire.
+        saved = self.DEFAULT_RESPONSE_CONTENT_TYPE
+        self.DEFAULT_RESPONSE_CONTENT_TYPE = errors.PROBLEM_MIMETYPE
+        try:
+            super()._register_responses()
+        finally:
+            self.DEFAULT_RESPONSE_CONTENT_TYPE = saved
+
+    def _init_spec(self, *args, **kwargs):
+        super()._init_spec(*args, **kwargs)
+        self.spec.components.security_scheme(
+            "bearerAuth",
+            {"type": "http", "scheme": "bearer", "description": "`<id>|<secret>` personal access token"},
+        )
+        self.spec.options["security"] = [{"bearerAuth": []}]
+
+
+class Blueprint(flask_smorest.Blueprint):
+    def requires(self, ability=None):
+        """Declare that a view needs an authenticated token, holding `ability` when given."""
+
+        def decorator(func):
+            setattr(func, ABILITY_ATTR, ability)
+            func = self.alt_response(401, description="Missing, invalid, expired or revoked token")(func)
+            if ability:
+                func = self.alt_response(403, description=f"The token lacks `{ability}`")(func)
+            return func
+
+        return decorator
+
+    def public(self, func):
+        """Declare that a view needs no token."""
+        setattr(func, PUBLIC_ATTR, True)
+        return self.doc(security=[])(func)
+
+    def problem_responses(self, *statuses):
+        """Document further problem+json answers a view gives (404, 409, 422 …)."""
+
+        def decorator(func):
+            for status in statuses:
+                func = self.alt_response(status, description=errors._phrase(status))(func)
+            return func
+
+        return decorator
+
+
+def view_function(endpoint, method):
+    """The function that handles `method` on `endpoint` (the method of a MethodView)."""
+    view = current_app.view_functions.get(endpoint)
+    view_class = getattr(view, "view_class", None)
+    if view_class is None:
+        return view
+    name = "get" if method == "HEAD" else method.lower()
+    return getattr(view_class, name, None)
+
+
+# --- cursor pagination ----------------------------------------------------------------------
+
+
+class PageArgs(Schema):
+    cursor = ma.fields.String(metadata={"description": "Opaque cursor from `meta.nextCursor`"})
+    limit = ma.fields.Integer(
+        load_default=50, validate=ma.validate.Range(min=1, max=200), metadata={"description": "1–200"}
+    )
+
+
+class PageMetaSchema(Schema):
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+@functools.cache
+def page_of(item_schema):
+    """`{data: [item], meta: {nextCursor}}` schema for an item schema class."""
+    return type(
+        f"{item_schema.__name__.removesuffix('Schema')}PageSchema",
+        (Schema,),
+        {
+            "data": ma.fields.List(ma.fields.Nested(item_schema)),
+            "meta": ma.fields.Nested(PageMetaSchema),
+        },
+    )
+
+
+def _cursor_serializer():
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="runner.cursor")
+
+
+def paginate(query, id_column, args, *, newest_first=True):
+    """One page of the select `query` ordered by the unique integer `id_column`, newest first
+    unless told otherwise.
+
+    Keyset, not offset: the cursor holds the last id seen (signed, and bound to the endpoint), so
+    rows inserted while a client pages never shift or repeat what it sees.
+    """
+    limit = args.get("limit") or current_app.config["PAGE_DEFAULT_LIMIT"]
+    cursor = args.get("cursor")
+    if cursor:
+        try:
+            position = _cursor_serializer().loads(cursor)
+        except BadSignature:
+            position = None
+        if not isinstance(position, dict) or position.get("e") != request.endpoint:
+            raise errors.ApiError(
+                "The cursor was not issued by this list; use meta.nextCursor unchanged.",
+                status=400,
+                slug="invalid-cursor",
+                title="Invalid cursor",
+            )
+        after = position["after"]
+        query = query.where(id_column < after if newest_first else id_column > after)
+    order = id_column.desc() if newest_first else id_column.asc()
+    rows = list(db.session.scalars(query.order_by(order).limit(limit + 1)))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last_id = getattr(rows[-1], id_column.key)
+        next_cursor = _cursor_serializer().dumps({"e": request.endpoint, "after": last_id})
+    return {"data": rows, "meta": {"next_cursor": next_cursor}}

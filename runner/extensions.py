@@ -1,0 +1,54 @@
+"""Extensions, created unbound here and bound to an app in `create_app`."""
+import redis
+from flask import current_app, request
+from flask_limiter import Limiter
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData
+
+# Named constraints, so Alembic migrations can alter them on SQLite and PostgreSQL alike.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
+migrate = Migrate()
+
+
+class RedisClient:
+    """One Redis connection pool per app, from REDIS_URL."""
+
+    def init_app(self, app):
+        app.extensions["runner-redis"] = redis.Redis.from_url(
+            app.config["REDIS_URL"], socket_connect_timeout=5, health_check_interval=30
+        )
+
+    @property
+    def connection(self) -> redis.Redis:
+        return current_app.extensions["runner-redis"]
+
+
+redis_client = RedisClient()
+
+
+def rate_limit_key():
+    """Per user once the bearer token is known, per client address before."""
+    from runner.auth import current_token
+
+    token = current_token(required=False)
+    if token is not None:
+        return f"user:{token.user_id}"
+    return f"ip:{request.remote_addr}"
+
+
+limiter = Limiter(key_func=rate_limit_key)
+
+
+def limit(setting):
+    """Rate-limit a view by the limit string held in config key `setting`."""
+    return limiter.limit(lambda: current_app.config[setting])
+

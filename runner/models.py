@@ -1,0 +1,111 @@
+"""Database models. Every table here is created by an Alembic migration in runner/migrations."""
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from runner.extensions import db
+
+
+def utcnow():
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite returns naive values)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime; use runner.models.utcnow()")
+        return value.astimezone(dt.timezone.utc) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+class TimestampMixin:
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False
+    )
+
+
+class User(TimestampMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(sa.String(200), nullable=False, default="")
+    password_hash: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    is_admin: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
+
+    tokens = relationship("PersonalAccessToken", back_populates="user", cascade="all, delete-orphan")
+
+
+class PersonalAccessToken(db.Model):
+    """Sanctum-style token: the client holds `<id>|<secret>`, the row holds SHA-256(secret)."""
+
+    __tablename__ = "personal_access_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True, nullable=False)
+    abilities: Mapped[list] = mapped_column(sa.JSON, nullable=False)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    user = relationship("User", back_populates="tokens")
+
+
+class AgentProvider(TimestampMixin, db.Model):
+    __tablename__ = "agent_providers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(64), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    kind: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    enabled: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=True)
+    command: Mapped[list] = mapped_column(sa.JSON, nullable=False)
+    models: Mapped[list] = mapped_column(sa.JSON, nullable=False, default=list)
+    config: Mapped[dict] = mapped_column(sa.JSON, nullable=False, default=dict)
+
+
+class ServerParam(db.Model):
+    """A stored override of a registry default (runner.settings). Secret values are encrypted."""
+
+    __tablename__ = "server_params"
+
+    key: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    value: Mapped[object] = mapped_column(sa.JSON, nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False
+    )
+    updated_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class Device(TimestampMixin, db.Model):
+    """An iPhone registered for APNs pushes; one row per user and device token."""
+
+    __tablename__ = "devices"
+    __table_args__ = (sa.UniqueConstraint("user_id", "token", name="uq_devices_user_id_token"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    token: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    environment: Mapped[str] = mapped_column(sa.String(16), nullable=False)
+    name: Mapped[str | None] = mapped_column(sa.String(200))
+    active: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(sa.String(200))
