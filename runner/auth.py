@@ -5,6 +5,7 @@ leaked database grants nothing. Every `/api/` view needs a valid token unless de
 the guard runs before argument parsing, so an anonymous request learns nothing about bodies.
 """
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import secrets
@@ -20,10 +21,14 @@ from runner.extensions import db
 from runner.models import PersonalAccessToken, User, utcnow
 
 _hasher = PasswordHasher()
-# Verified against when the email is unknown, so both failures take the same time.
-_DUMMY_HASH = _hasher.hash("runner-dummy-password")
 _ALPHABET = string.ascii_letters + string.digits
 _UNSET = object()
+
+
+@functools.cache
+def _dummy_hash():
+    """Verified against when the email is unknown, so both failures take the same time."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password):
@@ -32,7 +37,7 @@ def hash_password(password):
 
 def verify_password(user, password):
     try:
-        return _hasher.verify(user.password_hash if user else _DUMMY_HASH, password) and user is not None
+        return _hasher.verify(user.password_hash if user else _dummy_hash(), password) and user is not None
     except (VerificationError, InvalidHashError):
         return False
 

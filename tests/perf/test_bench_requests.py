@@ -1,0 +1,56 @@
+"""Benchmark: what Runner's request pipeline costs over bare Flask and raw Redis (run with -m perf -s).
+
+Prints figures; asserts nothing about speed. Baselines are measured in the same run: a bare Flask
+endpoint through the same test client, and a raw Redis round trip.
+"""
+import time
+
+import pytest
+from flask import Flask
+
+from helpers import ApiClient
+
+pytestmark = pytest.mark.perf
+N = 300
+
+
+def _per_request_ms(call, n=N):
+    call()  # warm up
+    start = time.perf_counter()
+    for _ in range(n):
+        call()
+    return (time.perf_counter() - start) * 1000 / n
+
+
+@pytest.fixture
+def bench_config(config):
+    # The limiter stays on (its Redis round trips are part of the cost), just out of the way.
+    config.RATELIMIT_DEFAULT = "1000000/minute"
+    return config
+
+
+def test_request_pipeline_overhead(bench_config, app, user_api, redis_conn, database_url):
+    bare = Flask("bare")
+    bare.add_url_rule("/ping", "ping", lambda: {"status": "ok"})
+    bare_client = bare.test_client()
+    counter = iter(range(10**9))
+
+    figures = {
+        "raw redis INCR round trip": _per_request_ms(lambda: redis_conn.incr("bench")),
+        "bare Flask GET /ping": _per_request_ms(lambda: bare_client.get("/ping")),
+        "GET /api/health (public, not limited)": _per_request_ms(lambda: user_api.get("/api/health")),
+        "GET /api/auth/me (token + limiter)": _per_request_ms(lambda: user_api.get("/api/auth/me")),
+        "GET /api/devices (token + limiter + page)": _per_request_ms(lambda: user_api.get("/api/devices")),
+        "POST /api/devices + Idempotency-Key": _per_request_ms(
+            lambda: user_api.post(
+                "/api/devices",
+                json={"token": "cd" * 32, "environment": "sandbox"},
+                headers={"Idempotency-Key": f"bench-{next(counter)}"},
+            )
+        ),
+    }
+    backend = database_url.split(":", 1)[0]
+    print(f"\n[{backend}] mean per request over {N} requests:")
+    for name, ms in figures.items():
+        print(f"  {name:45s} {ms:7.3f} ms")
+    assert all(ms > 0 for ms in figures.values())
