@@ -29,11 +29,12 @@ def create_app(config=None):
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
     app.config["RATELIMIT_DEFAULTS"] = app.config["RATELIMIT_DEFAULT"]
 
-    # Order matters: authenticate, then check the body type, then the rate limit (keyed by the
-    # user just found), then claim the idempotency key.
+    # Order matters: the rate limit first (keyed by the token's user, or the address when there is
+    # no valid token, so guessing tokens is limited too), then authentication, then the body type,
+    # then the idempotency claim.
+    limiter.init_app(app)
     app.before_request(auth.guard)
     app.before_request(_require_json_body)
-    limiter.init_app(app)
     app.before_request(idempotency.before_request)
     app.after_request(idempotency.after_request)
 
@@ -76,7 +77,10 @@ def _resolve_paths_and_secrets(app):
         data_dir.mkdir(parents=True, exist_ok=True)
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{data_dir / 'runner.db'}"
     if not app.config.get("REDIS_URL"):
-        app.config["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+        from runner.embedded_redis import running_url
+
+        # Unset: the embedded Redis of a `runner up` on this data directory, if one is running.
+        app.config["REDIS_URL"] = running_url(data_dir) or "redis://127.0.0.1:6379/0"
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _stored_secret_key(data_dir)
 

@@ -13,6 +13,7 @@ import flask_smorest
 import marshmallow as ma
 from flask import current_app, request
 from itsdangerous import BadSignature, URLSafeSerializer
+from webargs.flaskparser import FlaskParser
 
 from runner import errors
 from runner.extensions import db
@@ -101,15 +102,46 @@ class Api(flask_smorest.Api):
         self.spec.options["security"] = [{"bearerAuth": []}]
 
 
+class ArgumentsParser(FlaskParser):
+    # Query strings are as strict as bodies: a mistyped filter (`?projectID=3`) is a 422 naming it,
+    # not a list silently unfiltered. (webargs would drop unknown query keys.)
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE, "querystring": ma.RAISE}
+
+
 class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = ArgumentsParser()
+
+    def arguments(self, schema, *, location="json", required=True, **kwargs):
+        """smorest's, and a body the document calls required is required: webargs alone would
+        read a missing body as `{}` and let a bodiless PUT through as an empty update.
+        Views whose body is optional say `required=False` (and the document says so too)."""
+        parse = super().arguments(schema, location=location, required=required, **kwargs)
+        if location != "json" or not required:
+            return parse
+
+        def decorator(func):
+            parsing_view = parse(func)
+
+            @functools.wraps(parsing_view)
+            def view(*args, **kwargs):
+                if not request.get_data(cache=True):
+                    raise errors.ValidationFailed(
+                        {"_schema": ["A JSON body is required."]}, detail="Send the request body as JSON."
+                    )
+                return parsing_view(*args, **kwargs)
+
+            return view
+
+        return decorator
+
     def requires(self, ability=None):
         """Declare that a view needs an authenticated token, holding `ability` when given."""
 
         def decorator(func):
             setattr(func, ABILITY_ATTR, ability)
-            func = self.alt_response(401, description="Missing, invalid, expired or revoked token")(func)
+            func = self.problem_response(401, "Missing, invalid, expired or revoked token")(func)
             if ability:
-                func = self.alt_response(403, description=f"The token lacks `{ability}`")(func)
+                func = self.problem_response(403, f"The token lacks `{ability}`")(func)
             return func
 
         return decorator
@@ -124,10 +156,19 @@ class Blueprint(flask_smorest.Blueprint):
 
         def decorator(func):
             for status in statuses:
-                func = self.alt_response(status, description=errors._phrase(status))(func)
+                func = self.problem_response(status)(func)
             return func
 
         return decorator
+
+    def problem_response(self, status, description=None):
+        """Document one problem+json answer, body schema and media type included."""
+        return self.alt_response(
+            status,
+            schema=ProblemSchema,
+            content_type=errors.PROBLEM_MIMETYPE,
+            description=description or errors._phrase(status),
+        )
 
 
 def view_function(endpoint, method):

@@ -46,13 +46,16 @@ def users_create(email, admin, name, password):
     from runner.extensions import db
     from runner.models import User
 
+    email = auth.normalize_email(email)
+    # Checked before the password prompt, so nobody types a password twice for nothing.
+    if "@" not in email.strip("@") or len(email) > 254:
+        raise click.ClickException(f"{email!r} is not an email address")
+    if db.session.scalar(db.select(User).where(User.email == email)):
+        raise click.ClickException(f"a user {email} already exists")
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     if len(password) < 8:
         raise click.ClickException("the password needs at least 8 characters")
-    email = auth.normalize_email(email)
-    if db.session.scalar(db.select(User).where(User.email == email)):
-        raise click.ClickException(f"a user {email} already exists")
     user = auth.create_user(email, password, name=name, is_admin=admin)
     db.session.commit()
     click.echo(f"user {user.id} {user.email}{' (admin)' if admin else ''} created")
@@ -103,7 +106,7 @@ def worker_command(queues, burst):
     """Run an RQ worker; jobs run inside this app's context."""
     from runner import queue
 
-    names = [q.strip() for q in queues.split(",")] if queues else list(queue.QUEUES)
+    names = [q.strip() for q in (queues or "").split(",") if q.strip()] or list(queue.QUEUES)
     queue.make_worker(names).work(burst=burst, with_scheduler=True)
 
 
@@ -116,5 +119,8 @@ def up_command(host, port, workers, http_workers):
     """Migrate, seed, start Redis (embedded unless RUNNER_REDIS_URL is set), workers and the server."""
     from runner.supervisor import Supervisor
 
-    sys.exit(Supervisor(host, port, workers, http_workers).run())
+    try:
+        sys.exit(Supervisor(host, port, workers, http_workers).run())
+    except RuntimeError as exc:  # the embedded Redis could not start: a message, not a traceback
+        raise click.ClickException(str(exc)) from exc
 

@@ -32,7 +32,8 @@ class Config:
         # Unset: SQLite file DATA_DIR/runner.db.
         self.SQLALCHEMY_DATABASE_URI = env("DATABASE_URL")
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
-        # Unset: `runner up` starts an embedded redis-server and sets it for its children.
+        # Unset: `runner up` starts an embedded redis-server and sets it for its children; other
+        # commands use that one while it runs (DATA_DIR/redis/url), else redis://127.0.0.1:6379/0.
         self.REDIS_URL = env("REDIS_URL")
 
         self.ERROR_TYPE_BASE = env("ERROR_TYPE_BASE", "https://docs.runner.dev/errors/")

@@ -6,8 +6,11 @@ and unexpected exceptions through `problem()`.
 """
 import http
 import logging
+import math
+import time
+from urllib.parse import quote
 
-from flask import current_app, json, request
+from flask import current_app, g, json, request
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_MIMETYPE = "application/problem+json"
@@ -41,7 +44,7 @@ def problem(status, slug=None, title=None, detail=None, headers=None, **extensio
     }
     if detail:
         body["detail"] = detail
-    body["instance"] = request.path
+    body["instance"] = _instance()
     body.update({key: value for key, value in extensions.items() if value is not None})
     response = current_app.response_class(
         json.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE
@@ -49,6 +52,12 @@ def problem(status, slug=None, title=None, detail=None, headers=None, **extensio
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+def _instance():
+    """The request path as a URI reference: Werkzeug hands it back decoded, and a decoded path
+    may hold characters (spaces, non-ASCII, a lone '%') that a URI cannot."""
+    return quote(request.path, safe="/:@!$&'()*+,;=")
 
 
 def _phrase(status):
@@ -157,14 +166,42 @@ def handle_http_exception(error):
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         detail = f"The request body is larger than {limit} bytes."
     elif status == 429:
-        retry_after = headers.get("Retry-After")
-        extensions["retryAfter"] = int(retry_after) if retry_after and retry_after.isdigit() else None
+        retry_after = _retry_after_seconds(headers)
+        if retry_after is not None:
+            extensions["retryAfter"] = retry_after
+            headers["Retry-After"] = str(retry_after)
+            g.runner_retry_after = retry_after
         detail = f"Rate limit of {error.description} exceeded; retry after the given seconds."
     elif status >= 500:
         detail = None  # never leak internals
     if "message" in data and status < 500:
         detail = data["message"]
     return problem(status, slug, None, detail, headers, **extensions)
+
+
+def _retry_after_seconds(headers):
+    """Seconds until the breached limit's window resets (at least 1), or None when unknown.
+
+    Flask-Limiter adds its headers only after this handler has built the body, so the value is
+    read from the breached limit itself.
+    """
+    from runner.extensions import limiter
+
+    breached = limiter.current_limit
+    if breached is not None and breached.breached:
+        reset_time, _ = breached.window
+        return max(1, math.ceil(reset_time - time.time()))
+    value = headers.get("Retry-After", "")
+    return int(value) if value.isdigit() else None
+
+
+def _keep_retry_after(response):
+    """after_request, run last: Flask-Limiter rewrites Retry-After on its way out (truncating, so it
+    could say one second less than the body); the header must repeat the body's `retryAfter`."""
+    retry_after = g.pop("runner_retry_after", None)
+    if retry_after is not None and response.status_code == 429:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def handle_api_error(error):
@@ -182,3 +219,6 @@ def register_error_handlers(app):
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(Exception, handle_unexpected)
+    # after_request functions run last-registered first: at the front of the list, this one runs
+    # after all others, Flask-Limiter's header injection included.
+    app.after_request_funcs.setdefault(None, []).insert(0, _keep_retry_after)

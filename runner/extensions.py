@@ -48,7 +48,14 @@ def rate_limit_key():
 limiter = Limiter(key_func=rate_limit_key)
 
 
-def limit(setting):
-    """Rate-limit a view by the limit string held in config key `setting`."""
-    return limiter.limit(lambda: current_app.config[setting])
+def limit(setting, scope=None):
+    """Rate-limit a view by the limit string held in config key `setting`.
+
+    Views naming the same `scope` share one budget per user (all settings writes count together);
+    without it each view has its own.
+    """
+    value = lambda: current_app.config[setting]  # noqa: E731 - read per request, tests change it
+    if scope:
+        return limiter.shared_limit(value, scope=scope)
+    return limiter.limit(value)
 

@@ -73,7 +73,7 @@ def _fernet():
     return Fernet(base64.urlsafe_b64encode(digest))
 
 
-def _type_error(param, value):
+def type_error(param, value):
     """The message for a value of the wrong type, or None when it fits `param`."""
     if param.type == "boolean":
         return None if isinstance(value, bool) else "Must be a boolean (true or false)."
@@ -86,20 +86,32 @@ def _type_error(param, value):
     return None if isinstance(value, str) else "Must be a string."
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
 def _from_env(param):
+    """The environment's value of `param`, or None when unset or unusable.
+
+    An unusable value (a typo such as "ture", "lots", or below the minimum) is ignored with a
+    warning rather than read as something else: "perhaps" must not silently mean false.
+    """
     raw = os.environ.get(param.env_name)
     if raw is None:
         return None
     if param.type == "boolean":
-        value = raw.strip().lower() in ("1", "true", "yes", "on")
+        word = raw.strip().lower()
+        value = True if word in _TRUE else False if word in _FALSE else raw
     elif param.type == "integer":
         try:
             value = int(raw)
         except ValueError:
-            log.warning("ignoring %s: not an integer", param.env_name)
-            return None
+            value = raw
     else:
         value = raw
+    if message := type_error(param, value):
+        log.warning("ignoring %s: %s", param.env_name, message)
+        return None
     return value
 
 
@@ -166,7 +178,7 @@ def update(changes, user=None):
         param = REGISTRY.get(key)
         if param is None:
             problems[key] = ["Unknown setting."]
-        elif value is not None and (message := _type_error(param, value)):
+        elif value is not None and (message := type_error(param, value)):
             problems[key] = [message]
     if problems:
         raise ValidationFailed(problems)

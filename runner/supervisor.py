@@ -2,10 +2,12 @@
 
 Migrates and seeds, starts Redis (embedded unless RUNNER_REDIS_URL is set), RQ workers and gunicorn
 with gevent workers (an open SSE stream costs a greenlet, not a worker), then waits. Ctrl-C or
-SIGTERM stops the server first, then the workers, then Redis; if any child dies, everything stops.
-Children run in their own sessions so a terminal's Ctrl-C reaches only this supervisor, which
-then stops them in that order.
+SIGTERM stops the server and the workers (gracefully, then by force), then Redis; if any child
+dies, everything stops. Each child runs in its own session, so a terminal's Ctrl-C reaches only
+this supervisor, which then stops them in that order, and so whatever a child started (gunicorn
+workers, RQ work horses and their agent processes) can be found and killed with it.
 """
+import ctypes
 import os
 import signal
 import subprocess
@@ -19,7 +21,10 @@ from runner import create_app
 from runner.config import Config
 from runner.embedded_redis import EmbeddedRedis
 
-STOP_TIMEOUT = 15.0
+# Time for a graceful stop (RQ finishes the job in hand, gunicorn its requests), then for a second
+# SIGTERM (RQ's cold shutdown: the job is abandoned), before every process left is killed.
+GRACE_SECONDS = 10.0
+COLD_SECONDS = 5.0
 
 
 class Supervisor:
@@ -28,17 +33,18 @@ class Supervisor:
         self.workers, self.http_workers = workers, http_workers
         self.children = []  # (name, Popen), in start order
         self.redis = None
-        self.stopping = False
+        self.signals = 0
 
     def _on_signal(self, signum, frame):
-        self.stopping = True
+        self.signals += 1
 
     def run(self):
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         try:
             self._start()
-            click.echo(f"Runner is up at http://{self.host}:{self.port}/api  (docs: /api/docs; Ctrl-C stops)")
+            if not self.signals:
+                click.echo(f"Runner is up at http://{self.host}:{self.port}/api  (docs: /api/docs; Ctrl-C stops)")
             return self._wait()
         finally:
             self._stop()
@@ -46,7 +52,7 @@ class Supervisor:
     def _start(self):
         if not os.environ.get("RUNNER_REDIS_URL"):
             data_dir = Path(Config().DATA_DIR).resolve()
-            self.redis = EmbeddedRedis(data_dir).start()
+            self.redis = EmbeddedRedis(data_dir).start(preexec_fn=_stop_with_parent(signal.SIGTERM))
             os.environ["RUNNER_REDIS_URL"] = self.redis.url  # inherited by every child
             click.echo(f"embedded redis-server at {self.redis.display_url} (data in {self.redis.dir})")
 
@@ -55,11 +61,15 @@ class Supervisor:
             from flask_migrate import upgrade
 
             from runner import providers
+            from runner.extensions import db
 
             upgrade()
             added = providers.seed()
             if added:
                 click.echo(f"seeded providers: {', '.join(added)}")
+            db.engine.dispose()  # the children connect on their own
+        if self.signals:  # stopped while migrating: start nothing more
+            return
 
         for index in range(self.workers):
             self._spawn(f"worker-{index + 1}", [sys.executable, "-m", "runner", "worker"])
@@ -72,15 +82,18 @@ class Supervisor:
                 "--bind", f"{self.host}:{self.port}",
                 "--graceful-timeout", "5",
                 "--access-logfile", "-",
+                # The default socket is one per user ($HOME/.gunicorn): two servers would fight over it.
+                "--no-control-socket",
                 "runner:create_app()",
             ],
         )
 
     def _spawn(self, name, argv):
-        self.children.append((name, subprocess.Popen(argv, start_new_session=True)))
+        process = subprocess.Popen(argv, start_new_session=True, preexec_fn=_stop_with_parent(signal.SIGTERM))
+        self.children.append((name, process))
 
     def _wait(self):
-        while not self.stopping:
+        while not self.signals:
             for name, process in self.children:
                 if process.poll() is not None:
                     click.echo(f"{name} exited with {process.returncode}; stopping everything", err=True)
@@ -93,18 +106,75 @@ class Supervisor:
         return 0
 
     def _stop(self):
-        # The server first (no new work), then workers (warm shutdown), then Redis.
-        for _, process in reversed(self.children):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
+        # The server and the workers first (they use Redis), then Redis.
+        processes = [process for _, process in reversed(self.children)]
+        signalled = self.signals
+        for process in processes:
+            _signal(process, signal.SIGTERM)
+        # A further Ctrl-C while stopping means "hurry": skip what is left of the grace period.
+        if not self._wait_exit(processes, GRACE_SECONDS, lambda: self.signals > signalled):
+            for process in processes:
+                _signal(process, signal.SIGTERM)
+            self._wait_exit(processes, COLD_SECONDS, lambda: self.signals > signalled + 1)
         for name, process in reversed(self.children):
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            if process.poll() is None:
                 click.echo(f"{name} did not stop in time; killing it", err=True)
-                process.kill()
-                process.wait()
+            # Also whatever it started and left behind (orphaned gunicorn workers, work horses).
+            _kill_session(process.pid)
+            process.wait()
         self.children.clear()
         if self.redis:
             self.redis.stop()
+
+    @staticmethod
+    def _wait_exit(processes, seconds, hurry):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not hurry():
+            if all(process.poll() is not None for process in processes):
+                return True
+            time.sleep(0.1)
+        return all(process.poll() is not None for process in processes)
+
+
+def _signal(process, signum):
+    if process.poll() is None:
+        try:
+            process.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+
+def _kill_session(sid):
+    """SIGKILL every process of session `sid` (a child started with start_new_session=True)."""
+    try:
+        pids = [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        # No /proc (macOS): the child's process group is the best we can find.
+        try:
+            os.killpg(sid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        return
+    for pid in pids:
+        try:
+            if pid != os.getpid() and os.getsid(pid) == sid:
+                os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _stop_with_parent(signum):
+    """A preexec_fn asking Linux to send `signum` to the child when this supervisor dies, so a
+    `kill -9` of `runner up` does not leave Redis, workers and the server running. None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    supervisor = os.getpid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+
+    def preexec():
+        libc.prctl(pr_set_pdeathsig, int(signum), 0, 0, 0)
+        if os.getppid() != supervisor:  # the supervisor died before prctl took effect
+            os.kill(os.getpid(), signum)
+
+    return preexec

@@ -40,3 +40,11 @@ def assert_problem(response, status, slug=None):
     if slug:
         assert body["type"].endswith("/" + slug), body["type"]
     return body
+
+
+def count_users():
+    """An RQ job for the worker tests: it needs the app context and the database to answer."""
+    from runner.extensions import db
+    from runner.models import User
+
+    return db.session.scalar(db.select(db.func.count()).select_from(User))

@@ -12,12 +12,21 @@ def _known_pattern(value):
         )
 
 
+# What POST /api/auth/token may grant: each ability and `group:*` short of the elevated ones.
+_GRANTABLE_BY_TOKEN = [
+    pattern
+    for pattern in (*policies.ABILITIES, *dict.fromkeys(a.split(":")[0] + ":*" for a in policies.ABILITIES))
+    if not policies.grants_elevated(pattern)
+]
+
+
 class TokenArgs(Schema):
     email = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=254))
     password = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=1024))
     device_name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
     abilities = ma.fields.List(
-        ma.fields.String(validate=_known_pattern),
+        # The enum documents what may be asked for; the validators explain why anything else is refused.
+        ma.fields.String(validate=_known_pattern, metadata={"enum": _GRANTABLE_BY_TOKEN}),
         validate=ma.validate.Length(min=1, max=len(policies.ABILITIES)),
         metadata={"description": "Default: " + ", ".join(policies.DEFAULT_MOBILE)},
     )

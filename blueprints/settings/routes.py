@@ -1,4 +1,6 @@
 """Server params and agent providers (reads: settings:read; writes: settings:write and an admin)."""
+import functools
+
 from flask import g
 from flask.views import MethodView
 
@@ -16,6 +18,18 @@ from runner.models import AgentProvider
 blp = Blueprint("settings", __name__, url_prefix="/api/settings", description="Server params and providers")
 
 
+def admin_first(view):
+    """Refuse non-admins before the body is parsed, as the ability check does: a token that may
+    not write learns nothing about what a valid body would be."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        policies.require_admin()
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
 @blp.route("/server-params")
 class ServerParams(MethodView):
     @blp.requires(policies.SETTINGS_READ)
@@ -25,12 +39,13 @@ class ServerParams(MethodView):
         return {"data": settings.describe()}
 
     @blp.requires(policies.SETTINGS_WRITE)
-    @limit("RATELIMIT_SETTINGS_WRITE")
+    @limit("RATELIMIT_SETTINGS_WRITE", scope="settings-write")
+    @admin_first
     @blp.arguments(ServerParamsUpdateArgs)
     @blp.response(200, ServerParamListSchema)
+    @blp.problem_responses(429)
     def put(self, changes):
         """Change some server params; `null` resets one to its default. Secrets are never echoed"""
-        policies.require_admin()
         settings.update(changes, g.runner_user)
         return {"data": settings.describe()}
 
@@ -48,11 +63,11 @@ class Providers(MethodView):
 @blp.route("/providers/<string:key>")
 class Provider(MethodView):
     @blp.requires(policies.SETTINGS_WRITE)
-    @limit("RATELIMIT_SETTINGS_WRITE")
+    @limit("RATELIMIT_SETTINGS_WRITE", scope="settings-write")
+    @admin_first
     @blp.arguments(ProviderUpdateArgs)
     @blp.response(200, ProviderSchema)
-    @blp.problem_responses(404)
+    @blp.problem_responses(404, 429)
     def put(self, changes, key):
         """Enable or disable a provider, or change its command or models"""
-        policies.require_admin()
         return providers.update(providers.get_or_404(key), changes)

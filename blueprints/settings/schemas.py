@@ -22,16 +22,36 @@ class ServerParamListSchema(Schema):
     data = ma.fields.List(ma.fields.Nested(ServerParamSchema))
 
 
-# The PUT body: one optional member per registry key, `null` resetting it. The keys are the
-# registry's own (dotted camelCase). Types are checked strictly by runner.settings.update.
-ServerParamsUpdateArgs = Schema.from_dict(
+def _type_checked(param):
+    def validate(value):
+        if message := settings.type_error(param, value):
+            raise ma.ValidationError(message)
+
+    return validate
+
+
+class _ServerParamsUpdate(Schema):
+    """Registry keys are dotted (`runs.maxConcurrent`), and marshmallow reads a dot in an attribute
+    name as a path into nested dicts; so fields get dot-free attribute names, mapped back here."""
+
+    @ma.post_load
+    def registry_keys(self, data, **kwargs):
+        return {self.fields[attribute].data_key: value for attribute, value in data.items()}
+
+
+# The PUT body: one optional member per registry key, `null` resetting it. Each value is checked
+# strictly against its param's type here, so unknown keys and wrong types come back in one 422.
+ServerParamsUpdateArgs = _ServerParamsUpdate.from_dict(
     {
-        param.key: ma.fields.Raw(
+        param.key.replace(".", "__"): ma.fields.Raw(
+            data_key=param.key,
             allow_none=True,
+            validate=_type_checked(param),
             metadata={
                 "type": _OPENAPI_TYPES[param.type],
                 "nullable": True,
                 "description": param.description + (" (secret: write-only)" if param.secret else ""),
+                **({"minimum": param.minimum} if param.minimum is not None else {}),
             },
         )
         for param in settings.REGISTRY.values()
