@@ -3,6 +3,7 @@ import os
 import secrets
 from pathlib import Path
 
+import argon2.profiles
 from flask import Flask, request
 
 from runner.config import Config
@@ -19,7 +20,7 @@ def create_app(config=None):
     app.json.sort_keys = False
     _resolve_paths_and_secrets(app)
 
-    from runner import auth, errors, idempotency
+    from runner import auth, idempotency
     from runner.api import Api
     from runner.extensions import db, limiter, migrate, redis_client
 
@@ -44,6 +45,11 @@ def create_app(config=None):
     register_blueprints(api)
     limiter.exempt(app.blueprints["api-docs"])
     app.teardown_appcontext(_close_session)
+    if app.config["PROXY_COUNT"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
     return app
 
 
@@ -81,6 +87,9 @@ def _resolve_paths_and_secrets(app):
 
         # Unset: the embedded Redis of a `runner up` on this data directory, if one is running.
         app.config["REDIS_URL"] = running_url(data_dir) or "redis://127.0.0.1:6379/0"
+    profile = app.config["PASSWORD_HASH_PROFILE"]
+    if not profile.isupper() or not hasattr(argon2.profiles, profile):
+        raise RuntimeError(f"RUNNER_PASSWORD_HASH_PROFILE={profile!r} is not an argon2 profile")
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _stored_secret_key(data_dir)
 

@@ -111,6 +111,12 @@ class ArgumentsParser(FlaskParser):
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = ArgumentsParser()
 
+    def __init__(self, *args, **kwargs):
+        from runner import idempotency
+
+        super().__init__(*args, **kwargs)
+        self._prepare_doc_cbks.append(idempotency.document)
+
     def arguments(self, schema, *, location="json", required=True, **kwargs):
         """smorest's, and a body the document calls required is required: webargs alone would
         read a missing body as `{}` and let a bodiless PUT through as an empty update.

@@ -11,6 +11,7 @@ import hmac
 import secrets
 import string
 
+import argon2.profiles
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, g, request
@@ -20,31 +21,47 @@ from runner.errors import Unauthenticated
 from runner.extensions import db
 from runner.models import PersonalAccessToken, User, utcnow
 
-_hasher = PasswordHasher()
 _ALPHABET = string.ascii_letters + string.digits
 _UNSET = object()
 
 
 @functools.cache
-def _dummy_hash():
+def _hasher_for(profile):
+    return PasswordHasher.from_parameters(getattr(argon2.profiles, profile))
+
+
+def _hasher():
+    """argon2id with the configured parameter profile (RFC 9106 low-memory by default)."""
+    return _hasher_for(current_app.config["PASSWORD_HASH_PROFILE"])
+
+
+@functools.cache
+def _dummy_hash(profile):
     """Verified against when the email is unknown, so both failures take the same time."""
-    return _hasher.hash(secrets.token_urlsafe(16))
+    return _hasher_for(profile).hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password):
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def verify_password(user, password):
+    stored = user.password_hash if user else _dummy_hash(current_app.config["PASSWORD_HASH_PROFILE"])
     try:
-        return _hasher.verify(user.password_hash if user else _dummy_hash(), password) and user is not None
+        return _hasher().verify(stored, password) and user is not None
     except (VerificationError, InvalidHashError):
         return False
 
 
 def find_user_by_credentials(email, password):
     user = db.session.scalar(db.select(User).where(User.email == normalize_email(email)))
-    return user if verify_password(user, password) else None
+    if not verify_password(user, password):
+        return None
+    if _hasher().check_needs_rehash(user.password_hash):
+        # Hashed under older parameters: upgrade while the password is at hand.
+        user.password_hash = hash_password(password)
+        db.session.commit()
+    return user
 
 
 def normalize_email(email):

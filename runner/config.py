@@ -36,9 +36,14 @@ class Config:
         # commands use that one while it runs (DATA_DIR/redis/url), else redis://127.0.0.1:6379/0.
         self.REDIS_URL = env("REDIS_URL")
 
+        # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted (0: none).
+        # Behind one, without this every anonymous client shares the proxy's rate-limit bucket.
+        self.PROXY_COUNT = env_int("PROXY_COUNT", 0)
         self.ERROR_TYPE_BASE = env("ERROR_TYPE_BASE", "https://docs.runner.dev/errors/")
         self.MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 1024 * 1024)
 
+        # argon2id parameters: a profile of argon2.profiles.
+        self.PASSWORD_HASH_PROFILE = env("PASSWORD_HASH_PROFILE", "RFC_9106_LOW_MEMORY")
         # Tokens. None: personal access tokens do not expire unless revoked.
         self.TOKEN_TTL_SECONDS = env_int("TOKEN_TTL_SECONDS", 0) or None
         self.ELEVATION_TTL_SECONDS = env_int("ELEVATION_TTL_SECONDS", 15 * 60)
@@ -75,3 +80,5 @@ class TestConfig(Config):
         self.ENV_NAME = "test"
         self.SECRET_KEY = "test-secret-key-not-for-production"
         self.ALLOW_LOCAL_REPOS = True
+        # Hashing cost is not what the suite tests; the production profile is covered by test_up.
+        self.PASSWORD_HASH_PROFILE = "CHEAPEST"

@@ -1,4 +1,8 @@
-"""APNs device registrations: one row per user and device token."""
+"""APNs device registrations: one row per user and device token.
+
+An APNs token names one app install on one phone. When another user signs in on that phone and
+registers it, the previous user's row goes: their pushes must not reach the new user.
+"""
 from sqlalchemy.exc import IntegrityError
 
 from runner.extensions import db
@@ -19,6 +23,7 @@ def register(user, token, environment, name=None):
             device.name = name
         device.active = True
         device.disabled_reason = None
+        db.session.execute(db.delete(Device).where(Device.token == token, Device.user_id != user.id))
         try:
             db.session.commit()
             return device, created

@@ -101,7 +101,7 @@ class EmbeddedRedis:
             except redis.exceptions.ConnectionError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"embedded redis-server did not start; see {self.dir}/redis.log")
+                    raise RuntimeError(f"embedded redis-server did not start; see {self.dir}/redis.log") from None
                 time.sleep(0.05)
 
     def _write_url_file(self):

@@ -10,6 +10,8 @@ import math
 import time
 from urllib.parse import quote
 
+import redis
+import sqlalchemy.exc
 from flask import current_app, g, json, request
 from werkzeug.exceptions import HTTPException
 
@@ -195,12 +197,15 @@ def _retry_after_seconds(headers):
     return int(value) if value.isdigit() else None
 
 
-def _keep_retry_after(response):
-    """after_request, run last: Flask-Limiter rewrites Retry-After on its way out (truncating, so it
-    could say one second less than the body); the header must repeat the body's `retryAfter`."""
+def _settle_retry_after(response):
+    """after_request, run last. Flask-Limiter writes Retry-After on every limited response, 2xx
+    included, and truncates it on 429 (one second less than the body could say). A success is no
+    instruction to wait: drop it there; on a 429 repeat the body's `retryAfter`."""
     retry_after = g.pop("runner_retry_after", None)
-    if retry_after is not None and response.status_code == 429:
+    if response.status_code == 429 and retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
+    elif response.status_code < 400:
+        response.headers.pop("Retry-After", None)
     return response
 
 
@@ -208,9 +213,23 @@ def handle_api_error(error):
     return error.response()
 
 
+# Transient unavailability of what the API stands on: the request may succeed when retried.
+UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, sqlalchemy.exc.OperationalError)
+
+
 def handle_unexpected(error):
     if isinstance(error, HTTPException):
         return handle_http_exception(error)
+    if isinstance(error, UNAVAILABLE):
+        log.error("dependency unavailable on %s %s: %s", request.method, request.path, type(error).__name__)
+        return problem(
+            503,
+            "dependency-unavailable",
+            "A service Runner depends on is unavailable",
+            "The database or Redis cannot be reached; retry shortly (GET /api/ready tells which).",
+            {"Retry-After": "5"},
+            retryAfter=5,
+        )
     log.exception("unhandled error on %s %s", request.method, request.path)
     return problem(500, detail="The server failed to handle this request; it has been logged.")
 
@@ -221,4 +240,4 @@ def register_error_handlers(app):
     app.register_error_handler(Exception, handle_unexpected)
     # after_request functions run last-registered first: at the front of the list, this one runs
     # after all others, Flask-Limiter's header injection included.
-    app.after_request_funcs.setdefault(None, []).insert(0, _keep_retry_after)
+    app.after_request_funcs.setdefault(None, []).insert(0, _settle_retry_after)

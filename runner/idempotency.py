@@ -27,7 +27,28 @@ _CLAIM_SECONDS = 120
 def no_replay(func):
     """Declare that a view's answer must not be stored for replay (it carries a secret)."""
     setattr(func, NO_REPLAY_ATTR, True)
+    # A fresh dict: functools.wraps shares the wrapped function's one.
+    func._apidoc = {**getattr(func, "_apidoc", {}), "idempotency_replay": False}
     return func
+
+
+def document(doc, doc_info, *, method, **kwargs):
+    """flask-smorest doc callback: the Idempotency-Key header on every POST that replays."""
+    public = doc_info.get("manual_doc", {}).get("security") == []
+    if method != "post" or public or not doc_info.get("idempotency_replay", True):
+        return doc
+    doc.setdefault("parameters", []).append(
+        {
+            "in": "header",
+            "name": HEADER,
+            "required": False,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"\S"},
+            "description": "Retries with the same key (and body) within 24 h get the first answer "
+            "again, with `Idempotent-Replayed: true`; the same key with another body is a 422.",
+        }
+    )
+    doc.setdefault("responses", {}).setdefault("409", "CONFLICT")
+    return doc
 
 
 def _applies():

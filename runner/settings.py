@@ -83,7 +83,12 @@ def type_error(param, value):
         if param.minimum is not None and value < param.minimum:
             return f"Must be at least {param.minimum}."
         return None
-    return None if isinstance(value, str) else "Must be a string."
+    if not isinstance(value, str):
+        return "Must be a string."
+    if param.secret and not value:
+        # An empty secret would silently hide one set in the environment.
+        return "Must not be empty; send null to clear it."
+    return None
 
 
 _TRUE = ("1", "true", "yes", "on")

@@ -248,3 +248,26 @@ def test_anonymous_requests_are_limited_per_client_address(app, anon, make_user)
         _, token = auth.issue_token(db.session.get(User, user_id), "phone", ["*"])
         db.session.commit()
     assert anon.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_successful_responses_carry_no_retry_after(user_api):
+    # Flask-Limiter would add one to every limited response; only a 429 tells a client to wait.
+    response = user_api.get("/api/auth/me")
+    assert response.status_code == 200 and "X-RateLimit-Remaining" in response.headers
+    assert "Retry-After" not in response.headers
+
+
+def test_behind_a_trusted_proxy_anonymous_clients_are_told_apart(config, redis_conn):
+    from helpers import ApiClient
+    from runner import create_app
+
+    config.PROXY_COUNT = 1
+    client = ApiClient(create_app(config).test_client())
+    proxy = {"REMOTE_ADDR": "10.0.0.1"}
+    for _ in range(60):
+        client.post("/api/auth/token", json={}, headers={"X-Forwarded-For": "198.51.100.7"}, environ_base=proxy)
+    limited = client.post("/api/auth/token", json={}, headers={"X-Forwarded-For": "198.51.100.7"}, environ_base=proxy)
+    assert_problem(limited, 429, "rate-limited")
+    # Another client behind the same proxy has its own budget.
+    other = client.post("/api/auth/token", json={}, headers={"X-Forwarded-For": "198.51.100.8"}, environ_base=proxy)
+    assert other.status_code == 422

@@ -37,8 +37,10 @@ def test_the_same_key_with_another_body_is_a_422(user_api):
 
 def test_json_key_order_does_not_make_a_different_request(user_api):
     headers = {"Idempotency-Key": "k-order", "Content-Type": "application/json"}
-    first = user_api.open("POST", "/api/devices", data='{"token": "%s", "environment": "sandbox"}' % TOKEN, headers=headers)
-    again = user_api.open("POST", "/api/devices", data='{"environment":"sandbox","token":"%s"}' % TOKEN, headers=headers)
+    spaced = '{"token": "%s", "environment": "sandbox"}' % TOKEN
+    reordered = '{"environment":"sandbox","token":"%s"}' % TOKEN
+    first = user_api.open("POST", "/api/devices", data=spaced, headers=headers)
+    again = user_api.open("POST", "/api/devices", data=reordered, headers=headers)
     assert first.status_code == again.status_code == 201
     assert again.headers["Idempotent-Replayed"] == "true"
 
@@ -46,10 +48,13 @@ def test_json_key_order_does_not_make_a_different_request(user_api):
 def test_keys_belong_to_one_user(app, user_api, make_user, login):
     _, email = make_user()
     other = login(email)
-    body = {"token": TOKEN, "environment": "sandbox"}
-    assert user_api.post("/api/devices", json=body, headers={"Idempotency-Key": "shared"}).status_code == 201
-    response = other.post("/api/devices", json=body, headers={"Idempotency-Key": "shared"})
-    assert response.status_code == 201 and "Idempotent-Replayed" not in response.headers
+    headers = {"Idempotency-Key": "shared"}
+    mine = user_api.post("/api/devices", json={"token": TOKEN, "environment": "sandbox"}, headers=headers)
+    # Another user's request under the same key is neither a replay of mine nor a "reused key".
+    theirs = other.post("/api/devices", json={"token": "cd" * 32, "environment": "production"}, headers=headers)
+    assert mine.status_code == theirs.status_code == 201
+    assert "Idempotent-Replayed" not in theirs.headers
+    assert theirs.get_json()["token"] == "cd" * 32
     assert _devices(app) == 2
 
 

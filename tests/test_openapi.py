@@ -91,7 +91,7 @@ def test_protected_operations_document_bearer_auth_and_401_and_public_ones_no_se
 
 def test_operations_documented_as_protected_refuse_anonymous_callers(app, spec, anon):
     """What the document promises is what the guard does: no protected route is open by mistake."""
-    for path, method, operation in _operations(spec):
+    for path, method, _operation in _operations(spec):
         if _is_public(app, path, method):
             continue
         url = re.sub(r"\{[^}]+\}", "1", path)
@@ -140,3 +140,18 @@ def test_swagger_ui_page_is_served(anon):
     page = response.get_data(as_text=True)
     assert "swagger-ui" in page.lower()
     assert "/api/openapi.json" in page
+
+
+def test_authenticated_posts_document_the_idempotency_key(app, spec):
+    documented = {}
+    for path, method, operation in _operations(spec):
+        if method != "post":
+            continue
+        names = [_resolve(spec, p)["name"] for p in operation.get("parameters", [])]
+        documented[path] = "Idempotency-Key" in names
+        if documented[path]:
+            assert "409" in operation["responses"]  # a retry while the first is still running
+    assert documented["/api/devices"] is True
+    # Token-issuing endpoints are never replayed (that would store a token), nor documented so.
+    assert documented["/api/auth/token"] is False
+    assert documented["/api/auth/elevate"] is False

@@ -52,6 +52,7 @@ ServerParamsUpdateArgs = _ServerParamsUpdate.from_dict(
                 "nullable": True,
                 "description": param.description + (" (secret: write-only)" if param.secret else ""),
                 **({"minimum": param.minimum} if param.minimum is not None else {}),
+                **({"minLength": 1} if param.secret else {}),
             },
         )
         for param in settings.REGISTRY.values()

@@ -168,3 +168,16 @@ def test_elevation_only_grants_elevated_abilities(user_api):
 
 def test_elevation_needs_a_token(anon):
     assert_problem(anon.post("/api/auth/elevate", json={"password": "x", "abilities": ["git:push"]}), 401)
+
+
+def test_a_password_hashed_under_older_parameters_is_rehashed_on_login(app, anon, make_user):
+    from runner.models import User
+
+    user_id, email = make_user()  # hashed with the test profile
+    app.config["PASSWORD_HASH_PROFILE"] = "RFC_9106_LOW_MEMORY"
+    assert anon.post("/api/auth/token", json={"email": email, "password": PASSWORD}).status_code == 201
+    with app.app_context():
+        stored = db.session.get(User, user_id).password_hash
+    assert stored.startswith("$argon2id$") and "m=65536,t=3,p=4" in stored
+    # And the upgraded hash still lets the user in.
+    assert anon.post("/api/auth/token", json={"email": email, "password": PASSWORD}).status_code == 201

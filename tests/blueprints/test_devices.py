@@ -204,3 +204,15 @@ def test_devices_need_a_token(app, anon, user_api):
     assert_problem(anon.post(DEVICES, json={"token": "ee" * 32, "environment": "sandbox"}), 401, "unauthenticated")
     assert_problem(anon.delete(f"{DEVICES}/{device_id}"), 401, "unauthenticated")
     assert [row[1] for row in device_rows(app)] == [TOKEN]
+
+
+def test_a_phone_registered_by_another_user_moves_to_the_new_user(app, make_user, login, user_api):
+    _, before_email = make_user()
+    before = login(before_email)
+    before.post(DEVICES, json={"token": TOKEN, "environment": "production", "name": "Shared iPhone"})
+    # Someone else signs in on the same phone: its APNs token is now theirs alone.
+    response = user_api.post(DEVICES, json={"token": TOKEN.upper(), "environment": "production"})
+    assert response.status_code == 201
+    assert before.get(DEVICES).get_json()["data"] == []
+    assert [d["token"] for d in user_api.get(DEVICES).get_json()["data"]] == [TOKEN]
+    assert len(device_rows(app)) == 1

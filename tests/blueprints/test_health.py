@@ -116,3 +116,19 @@ def test_other_public_endpoints_are_rate_limited(anon):
     assert statuses[:60] == [401] * 60
     assert_problem(anon.post("/api/auth/token", json=body), 429, "rate-limited")
     assert anon.get("/api/health").status_code == 200
+
+
+def test_the_rest_of_the_api_answers_503_not_500_when_redis_is_down(build_app):
+    client = build_app(REDIS_URL=CLOSED_REDIS)
+    for path in ("/api/auth/me", "/api/settings/providers"):
+        response = client.get(path, headers={"Authorization": "Bearer 1|whatever"})
+        body = assert_problem(response, 503, "dependency-unavailable")
+        assert response.headers["Retry-After"] == "5" and body["retryAfter"] == 5
+        assert "6379" not in response.get_data(as_text=True) and ":1/" not in response.get_data(as_text=True)
+
+
+def test_the_rest_of_the_api_answers_503_when_the_database_is_down(build_app, unreachable_database, redis_conn):
+    client = build_app(SQLALCHEMY_DATABASE_URI=unreachable_database)
+    response = client.post("/api/auth/token", json={"email": "a@example.com", "password": "pw"})
+    assert_problem(response, 503, "dependency-unavailable")
+    assert "sqlite" not in response.get_data(as_text=True).lower()

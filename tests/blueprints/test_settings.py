@@ -263,6 +263,15 @@ def test_wrong_types_are_a_422_naming_the_key(app, admin_api, key, value, messag
     assert stored_rows(app) == {}
 
 
+def test_an_empty_secret_is_a_422_not_a_way_to_hide_the_environment(admin_api, monkeypatch):
+    monkeypatch.setenv("RUNNER_PROVIDERS_OPENAI_API_KEY", "sk-from-env")
+    response = admin_api.put(PARAMS, json={"providers.openaiApiKey": ""})
+    assert "null" in assert_problem(response, 422)["errors"]["providers.openaiApiKey"][0]
+    listed = {p["key"]: p for p in admin_api.get(PARAMS).get_json()["data"]}
+    assert listed["providers.openaiApiKey"]["source"] == "environment"
+    assert listed["providers.openaiApiKey"]["isSet"] is True
+
+
 def test_a_rejected_secret_is_not_echoed_in_the_error(admin_api):
     response = admin_api.put(PARAMS, json={"providers.anthropicApiKey": [SECRET]})
     assert_problem(response, 422)

@@ -8,8 +8,6 @@ import time
 import pytest
 from flask import Flask
 
-from helpers import ApiClient
-
 pytestmark = pytest.mark.perf
 N = 300
 
