@@ -20,6 +20,7 @@ from runner.extensions import db
 
 PUBLIC_ATTR = "_runner_public"
 ABILITY_ATTR = "_runner_ability"
+ADMIN_ATTR = "_runner_admin"
 
 
 def camelcase(name):
@@ -140,14 +141,18 @@ class Blueprint(flask_smorest.Blueprint):
 
         return decorator
 
-    def requires(self, ability=None):
-        """Declare that a view needs an authenticated token, holding `ability` when given."""
+    def requires(self, ability=None, *, admin=False):
+        """Declare that a view needs an authenticated token, holding `ability` when given, and
+        an admin user when `admin`. Enforced by `runner.auth.guard` before any argument parsing,
+        so a caller who may not act learns nothing about what a valid body would be."""
 
         def decorator(func):
             setattr(func, ABILITY_ATTR, ability)
+            setattr(func, ADMIN_ATTR, admin)
             func = self.problem_response(401, "Missing, invalid, expired or revoked token")(func)
-            if ability:
-                func = self.problem_response(403, f"The token lacks `{ability}`")(func)
+            if ability or admin:
+                needs = " and ".join(filter(None, (ability and f"`{ability}`", admin and "an admin user")))
+                func = self.problem_response(403, f"Needs {needs}")(func)
             return func
 
         return decorator

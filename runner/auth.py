@@ -170,3 +170,5 @@ def guard():
     ability = getattr(view, api.ABILITY_ATTR, None)
     if ability:
         policies.authorize(ability)
+    if getattr(view, api.ADMIN_ATTR, False):
+        policies.require_admin()

@@ -1,6 +1,4 @@
 """Server params and agent providers (reads: settings:read; writes: settings:write and an admin)."""
-import functools
-
 from flask import g
 from flask.views import MethodView
 
@@ -18,18 +16,6 @@ from runner.models import AgentProvider
 blp = Blueprint("settings", __name__, url_prefix="/api/settings", description="Server params and providers")
 
 
-def admin_first(view):
-    """Refuse non-admins before the body is parsed, as the ability check does: a token that may
-    not write learns nothing about what a valid body would be."""
-
-    @functools.wraps(view)
-    def wrapper(*args, **kwargs):
-        policies.require_admin()
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
 @blp.route("/server-params")
 class ServerParams(MethodView):
     @blp.requires(policies.SETTINGS_READ)
@@ -38,9 +24,8 @@ class ServerParams(MethodView):
         """Every server param, merged from defaults, environment and stored values; secrets masked"""
         return {"data": settings.describe()}
 
-    @blp.requires(policies.SETTINGS_WRITE)
+    @blp.requires(policies.SETTINGS_WRITE, admin=True)
     @limit("RATELIMIT_SETTINGS_WRITE", scope="settings-write")
-    @admin_first
     @blp.arguments(ServerParamsUpdateArgs)
     @blp.response(200, ServerParamListSchema)
     @blp.problem_responses(429)
@@ -62,9 +47,8 @@ class Providers(MethodView):
 
 @blp.route("/providers/<string:key>")
 class Provider(MethodView):
-    @blp.requires(policies.SETTINGS_WRITE)
+    @blp.requires(policies.SETTINGS_WRITE, admin=True)
     @limit("RATELIMIT_SETTINGS_WRITE", scope="settings-write")
-    @admin_first
     @blp.arguments(ProviderUpdateArgs)
     @blp.response(200, ProviderSchema)
     @blp.problem_responses(404, 429)
