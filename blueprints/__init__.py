@@ -5,6 +5,8 @@ import importlib
 MODULES = (
     "blueprints.health.routes",
     "blueprints.auth.routes",
+    "blueprints.projects.routes",
+    "blueprints.snapshots.routes",
     "blueprints.settings.routes",
     "blueprints.devices.routes",
 )

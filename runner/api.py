@@ -13,6 +13,7 @@ import flask_smorest
 import marshmallow as ma
 from flask import current_app, request
 from itsdangerous import BadSignature, URLSafeSerializer
+from werkzeug.routing import IntegerConverter
 from webargs.flaskparser import FlaskParser
 
 from runner import errors
@@ -79,8 +80,27 @@ class ProblemSchema(Schema):
     retry_after = ma.fields.Integer(metadata={"description": "429 only: seconds"})
 
 
+# Ids are integers that fit every database's INTEGER column (PostgreSQL's is 32-bit).
+MAX_ID = 2**31 - 1
+
+
+class IdConverter(IntegerConverter):
+    """`<id:name>` in routes: a positive id; anything larger than a row id can be is a 404 at
+    routing, never a database error."""
+
+    def __init__(self, url_map):
+        super().__init__(url_map, min=1, max=MAX_ID)
+
+
 class Api(flask_smorest.Api):
     ERROR_SCHEMA = ProblemSchema
+
+    def init_app(self, app, *, spec_kwargs=None):
+        app.url_map.converters["id"] = IdConverter
+        super().init_app(app, spec_kwargs=spec_kwargs)
+        self.register_converter(
+            IdConverter, lambda converter: {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+        )
 
     def _register_error_handlers(self):
         errors.register_error_handlers(self._app)

@@ -61,6 +61,11 @@ class Config:
         self.RATELIMIT_HEADERS_ENABLED = True
         self.RATELIMIT_KEY_PREFIX = env("RATELIMIT_KEY_PREFIX", "runner-limits")
 
+        # Clone and fetch give up after this long; a job's hard limit is a little longer.
+        self.GIT_TIMEOUT_SECONDS = env_int("GIT_TIMEOUT_SECONDS", 600)
+        # How long an API request waits for a repository another operation holds.
+        self.REPOSITORY_LOCK_WAIT_SECONDS = env_int("REPOSITORY_LOCK_WAIT_SECONDS", 10)
+
         # Local paths as repository URLs: on in development, off in production.
         self.ALLOW_LOCAL_REPOS = env_bool("ALLOW_LOCAL_REPOS", self.ENV_NAME != "production")
 

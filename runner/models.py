@@ -109,3 +109,71 @@ class Device(TimestampMixin, db.Model):
     name: Mapped[str | None] = mapped_column(sa.String(200))
     active: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(sa.String(200))
+
+
+class Project(TimestampMixin, db.Model):
+    """A git repository Runner works on: cloned into DATA_DIR/workspaces/projects/<id>/repo."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    name: Mapped[str] = mapped_column(sa.String(100), nullable=False)
+    description: Mapped[str] = mapped_column(sa.Text, nullable=False, default="")
+    repository_url: Mapped[str] = mapped_column(sa.String(2048), nullable=False)
+    # None until detected from the remote (when not given at creation).
+    default_branch: Mapped[str | None] = mapped_column(sa.String(255))
+    default_agent: Mapped[str | None] = mapped_column(sa.String(64))
+    default_model: Mapped[str | None] = mapped_column(sa.String(200))
+    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default="pending", index=True)
+    status_detail: Mapped[str | None] = mapped_column(sa.Text)
+    progress: Mapped[int | None] = mapped_column(sa.Integer)
+    head_sha: Mapped[str | None] = mapped_column(sa.String(64))
+    last_job_id: Mapped[str | None] = mapped_column(sa.String(128))
+    archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    members = relationship("ProjectMember", back_populates="project", cascade="all, delete-orphan")
+
+
+class ProjectMember(db.Model):
+    """A user other than the owner who may see and work on a project."""
+
+    __tablename__ = "project_members"
+    __table_args__ = (sa.UniqueConstraint("project_id", "user_id", name="uq_project_members_project_id_user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("projects.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    project = relationship("Project", back_populates="members")
+
+
+class Snapshot(db.Model):
+    """A git commit on the hidden ref refs/runner/snapshots/<id> capturing a working tree."""
+
+    __tablename__ = "snapshots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("projects.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    # The run whose worktree was captured; None for the project's own checkout. (The foreign key
+    # arrives with the runs table.)
+    run_id: Mapped[int | None] = mapped_column(sa.Integer, index=True)
+    kind: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    description: Mapped[str] = mapped_column(sa.String(500), nullable=False, default="")
+    commit_sha: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    file_count: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    @property
+    def ref(self):
+        return f"refs/runner/snapshots/{self.id}"

@@ -71,6 +71,27 @@ def require_admin(detail="Only administrators may do this."):
         raise Forbidden(detail, slug="admin-required", title="Administrator required")
 
 
+def visible_projects(query, user=None):
+    """Restrict a select of projects to those the user owns or is a member of; admins see all."""
+    from runner.models import Project, ProjectMember
+
+    user = user or g.runner_user
+    if user.is_admin:
+        return query
+    member_of = db.select(ProjectMember.project_id).where(ProjectMember.user_id == user.id)
+    return query.where((Project.owner_id == user.id) | Project.id.in_(member_of))
+
+
+def project_or_404(project_id, user=None):
+    """The project if the user may see it; anyone else's is a 404, exactly like a missing one."""
+    from runner.models import Project
+
+    project = db.session.scalar(visible_projects(db.select(Project).where(Project.id == project_id), user))
+    if project is None:
+        raise NotFound(f"No project {project_id} is visible to you.")
+    return project
+
+
 def owned_or_404(model, object_id, user=None):
     """The row `object_id` of `model` if it belongs to the user; other users' rows are 404."""
     user = user or g.runner_user

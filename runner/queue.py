@@ -1,5 +1,5 @@
 """Enqueueing and workers: RQ on the app's Redis, always with an explicit connection."""
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker, Worker
 
 from runner.extensions import db, redis_client
 
@@ -9,6 +9,17 @@ QUEUES = ("runs", "default")
 
 def get_queue(name="default"):
     return Queue(name, connection=redis_client.connection)
+
+
+def enqueue(func, *ids, job_id, queue="default", timeout=None):
+    """Queue `func(*ids)` (jobs take ids, never ORM objects) under `job_id`; return the job id.
+
+    `timeout` is RQ's hard limit in seconds for the job.
+    """
+    job = get_queue(queue).enqueue(
+        func, *ids, job_id=job_id, job_timeout=timeout, result_ttl=86400, failure_ttl=7 * 86400
+    )
+    return job.id
 
 
 class AppWorker(Worker):
@@ -21,6 +32,8 @@ class AppWorker(Worker):
         super().main_work_horse(job, queue)
 
 
-def make_worker(names):
+def make_worker(names, *, fork=True):
+    """A worker on `names`; `fork=False` runs jobs in this very process (tests, debugging)."""
     connection = redis_client.connection
-    return AppWorker([Queue(name, connection=connection) for name in names], connection=connection)
+    worker_class = AppWorker if fork else SimpleWorker
+    return worker_class([Queue(name, connection=connection) for name in names], connection=connection)

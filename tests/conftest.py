@@ -106,6 +106,18 @@ def app(config, redis_conn):
         db.engine.dispose()
 
 
+@pytest.fixture
+def run_jobs(app):
+    """Run every queued job now, in this process, with a real RQ worker (burst mode)."""
+    from runner import queue
+
+    def run():
+        with app.app_context():
+            queue.make_worker(list(queue.QUEUES), fork=False).work(burst=True)
+
+    return run
+
+
 @pytest.fixture(autouse=True)
 def _push_request_context():
     """Overrides pytest-flask's: each test-client request gets its own app context, as in production

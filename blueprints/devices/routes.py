@@ -31,7 +31,7 @@ class Devices(MethodView):
         return device, 201 if created else 200
 
 
-@blp.route("/<int:device_id>")
+@blp.route("/<id:device_id>")
 class DeviceItem(MethodView):
     @blp.requires()
     @blp.response(204)
