@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gitrepos import commit, git, make_origin
+from gitrepo import commit, git, head, origin_url
 from helpers import ApiClient, assert_problem
 from runner.extensions import db
 from runner.models import Project, ProjectMember
@@ -17,7 +17,7 @@ PROJECTS = "/api/projects"
 
 @pytest.fixture
 def origin(tmp_path):
-    url = make_origin(tmp_path / "origin")
+    url = origin_url(tmp_path / "origin")
     return Path(tmp_path / "origin"), url
 
 
@@ -45,14 +45,14 @@ def test_a_new_project_is_cloned_by_a_worker_and_becomes_ready(app, user_api, or
     project = user_api.get(f"{PROJECTS}/{created['id']}").get_json()
     assert project["status"] == "ready", project
     assert project["defaultBranch"] == "main"  # detected from the remote
-    assert project["headSha"] == git(origin_path, "rev-parse", "HEAD")
+    assert project["headSha"] == head(origin_path)
     assert project["statusDetail"] is None and project["progress"] is None
     repo = _repo(app, created["id"])
     assert (repo / "src" / "app.py").read_text() == "print('hi')\n"
 
 
 def test_the_given_default_branch_is_the_one_cloned(user_api, tmp_path, run_jobs):
-    url = make_origin(tmp_path / "trunk-origin", branch="trunk")
+    url = origin_url(tmp_path / "trunk-origin", branch="trunk")
     git(tmp_path / "trunk-origin", "checkout", "-q", "-b", "release")
     commit(tmp_path / "trunk-origin", {"RELEASE": "1\n"})
     project = _create(user_api, url, defaultBranch="release")
@@ -62,7 +62,7 @@ def test_the_given_default_branch_is_the_one_cloned(user_api, tmp_path, run_jobs
 
 
 def test_the_detected_default_branch_is_the_remotes(user_api, tmp_path, run_jobs):
-    url = make_origin(tmp_path / "trunk-only", branch="trunk")
+    url = origin_url(tmp_path / "trunk-only", branch="trunk")
     project = _create(user_api, url)
     run_jobs()
     assert user_api.get(f"{PROJECTS}/{project['id']}").get_json()["defaultBranch"] == "trunk"
@@ -114,7 +114,7 @@ def test_clone_again_only_from_error_or_archived(user_api, tmp_path, run_jobs):
     project = _create(user_api, origin_path.as_uri())
     run_jobs()
     assert user_api.get(f"{PROJECTS}/{project['id']}").get_json()["status"] == "error"
-    make_origin(origin_path)  # the repository appears: a re-clone now works
+    origin_url(origin_path)  # the repository appears: a re-clone now works
     response = user_api.post(f"{PROJECTS}/{project['id']}/clone")
     assert response.status_code == 202 and response.get_json()["status"] == "pending"
     run_jobs()
@@ -152,7 +152,7 @@ def test_a_diverged_default_branch_is_an_error_never_a_merge(app, user_api, orig
     failed = user_api.get(f"{PROJECTS}/{project['id']}").get_json()
     assert failed["status"] == "error"
     assert "diverged" in failed["statusDetail"].lower()
-    assert git(repo, "rev-parse", "HEAD") == local_head
+    assert head(repo) == local_head
     assert not (repo / "remote.txt").exists()
 
 
@@ -290,5 +290,5 @@ def test_concurrent_jobs_on_one_project_are_serialized(app, config, user_api, or
         _, stderr = worker.communicate(timeout=120)
         assert worker.returncode == 0, stderr.decode()
     final = user_api.get(f"{PROJECTS}/{project['id']}").get_json()
-    assert final["status"] == "ready" and final["headSha"] == git(origin_path, "rev-parse", "HEAD")
+    assert final["status"] == "ready" and final["headSha"] == head(origin_path)
     git(_repo(app, project["id"]), "fsck", "--strict")

@@ -1,7 +1,7 @@
 """Snapshots over HTTP: capture a project's checkout, restore it byte for byte, compare states."""
 import pytest
 
-from gitrepos import git, make_origin, tree_of, write
+from gitrepo import git, head, origin_url, tree_state, write
 from helpers import assert_problem
 
 PROJECTS = "/api/projects"
@@ -12,7 +12,7 @@ def project(app, user_api, tmp_path, run_jobs):
     """A ready project and its checkout directory."""
     from runner import projects
 
-    url = make_origin(
+    url = origin_url(
         tmp_path / "origin",
         {"README.md": "# demo\n", "src/app.py": "print('hi')\n", "docs/old name.md": "notes\n", ".gitignore": "*.log\n"},
     )
@@ -32,16 +32,16 @@ def _snapshot(api, project_id, description="before"):
 def test_a_manual_snapshot_is_a_commit_on_a_hidden_ref(user_api, project):
     project_id, repo = project
     write(repo, {"untracked.txt": "new\n", "debug.log": "ignored\n"})
-    head, status = git(repo, "rev-parse", "HEAD"), git(repo, "status", "--porcelain")
+    before_head, status = head(repo), git(repo, "status", "--porcelain")
     snapshot = _snapshot(user_api, project_id)
     assert snapshot["kind"] == "manual" and snapshot["description"] == "before"
     assert snapshot["runId"] is None and snapshot["projectId"] == project_id
     # Tracked and untracked files; the ignored one left out.
     assert snapshot["fileCount"] == 5
-    assert git(repo, "rev-parse", f"refs/runner/snapshots/{snapshot['id']}") == snapshot["commitSha"]
+    assert head(repo, f"refs/runner/snapshots/{snapshot['id']}") == snapshot["commitSha"]
     assert "untracked.txt" in git(repo, "ls-tree", "-r", "--name-only", snapshot["commitSha"])
     # Nothing the user sees moved: HEAD, branch, index, status.
-    assert git(repo, "rev-parse", "HEAD") == head
+    assert head(repo) == before_head
     assert git(repo, "status", "--porcelain") == status
     assert user_api.get(f"/api/snapshots/{snapshot['id']}").get_json() == snapshot
 
@@ -49,12 +49,12 @@ def test_a_manual_snapshot_is_a_commit_on_a_hidden_ref(user_api, project):
 def test_restore_round_trip_gives_a_byte_identical_tree(user_api, project):
     project_id, repo = project
     write(repo, {"debug.log": "ignored, must survive\n"})
-    before = tree_of(repo)
+    before = tree_state(repo)
     snapshot = _snapshot(user_api, project_id)
 
     write(repo, {"README.md": "# changed\n", "src/new.py": "x = 1\n", "src/app.py": None, "bin.dat": bytes(range(256))})
     git(repo, "mv", "docs/old name.md", "docs/new name.md")
-    changed = tree_of(repo)
+    changed = tree_state(repo)
 
     response = user_api.post(f"/api/snapshots/{snapshot['id']}/restore")
     assert response.status_code == 200
@@ -62,11 +62,11 @@ def test_restore_round_trip_gives_a_byte_identical_tree(user_api, project):
     assert body["restored"]["id"] == snapshot["id"]
     assert body["checkpoint"]["kind"] == "restore_checkpoint"
     assert body["checkpoint"]["description"] == "restore checkpoint"
-    assert tree_of(repo) == before
+    assert tree_state(repo) == before
 
     # The checkpoint brings the changed state back.
     user_api.post(f"/api/snapshots/{body['checkpoint']['id']}/restore")
-    assert tree_of(repo) == changed
+    assert tree_state(repo) == changed
 
 
 def test_compare_with_the_current_tree_and_with_another_snapshot(user_api, project):
@@ -100,7 +100,7 @@ def test_compare_needs_current_or_a_snapshot_id(user_api, project, against):
 
 
 def test_compare_against_another_projects_snapshot_is_a_422(user_api, project, tmp_path, run_jobs):
-    other_url = make_origin(tmp_path / "other")
+    other_url = origin_url(tmp_path / "other")
     other = user_api.post(PROJECTS, json={"name": "other", "repositoryUrl": other_url}).get_json()
     run_jobs()
     theirs = _snapshot(user_api, other["id"])
@@ -130,7 +130,7 @@ def test_other_users_snapshots_are_404(user_api, project, make_user, login):
 
 
 def test_a_project_that_is_not_ready_cannot_be_snapshotted(user_api, tmp_path):
-    pending = user_api.post(PROJECTS, json={"name": "p", "repositoryUrl": make_origin(tmp_path / "o")}).get_json()
+    pending = user_api.post(PROJECTS, json={"name": "p", "repositoryUrl": origin_url(tmp_path / "o")}).get_json()
     body = assert_problem(user_api.post(f"{PROJECTS}/{pending['id']}/snapshots", json={}), 409, "project-not-snapshottable")
     assert body["currentStatus"] == "pending"
 

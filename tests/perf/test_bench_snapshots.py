@@ -17,7 +17,6 @@ import shutil
 import statistics
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 

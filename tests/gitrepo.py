@@ -1,5 +1,5 @@
-"""Real git repositories for the workspaces tests: made in tmp with an explicit author and inspected
-with the git binary directly, never through the code under test; and a smart-HTTP git server."""
+"""Real git repositories for the tests: made in tmp with an explicit author and inspected with the
+git binary directly, never through the code under test; and a smart-HTTP git server."""
 import base64
 import os
 import stat
@@ -25,9 +25,12 @@ def git(repo, *args, input=None):
 
 
 def write(root, files):
-    """files: {relative path: str | bytes}."""
+    """files: {relative path: str | bytes | None (delete it)}."""
     for name, content in files.items():
         path = Path(root) / name
+        if content is None:
+            path.unlink()
+            continue
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content.encode() if isinstance(content, str) else content)
 
@@ -41,6 +44,18 @@ def make_repo(path, files=None, branch="main"):
         write(path, files)
         commit_all(path, "initial")
     return path
+
+
+def origin_url(path, files=None, branch="main"):
+    """A repository at `path` with one commit (a small default tree) on `branch`; its file:// URL."""
+    files = files or {"README.md": "# demo\n", "src/app.py": "print('hi')\n"}
+    return make_repo(path, files, branch).as_uri()
+
+
+def commit(repo, files, message="change"):
+    """Write `files` and commit everything; returns the new HEAD."""
+    write(repo, files)
+    return commit_all(repo, message)
 
 
 def commit_all(repo, message="change"):
