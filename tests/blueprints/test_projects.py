@@ -292,3 +292,46 @@ def test_concurrent_jobs_on_one_project_are_serialized(app, config, user_api, or
     final = user_api.get(f"{PROJECTS}/{project['id']}").get_json()
     assert final["status"] == "ready" and final["headSha"] == head(origin_path)
     git(_repo(app, project["id"]), "fsck", "--strict")
+
+
+def test_clone_progress_is_visible_on_the_project(app, user_api, origin):
+    from jobs.projects import _Progress
+    from runner import states
+
+    project = _create(user_api, origin[1])
+    with app.app_context():
+        states.transition(Project, project["id"], states.PROJECT_STEPS["cloning"])
+        db.session.commit()
+        _Progress(project["id"])("Receiving objects", 45)
+    seen = user_api.get(f"{PROJECTS}/{project['id']}").get_json()
+    assert (seen["status"], seen["progress"], seen["statusDetail"]) == ("cloning", 45, "Receiving objects 45%")
+
+
+def test_a_private_repository_is_cloned_with_the_https_token_which_is_never_stored(
+    app, user_api, admin_api, tmp_path, run_jobs
+):
+    from gitrepo import HTTP_TOKEN, HTTP_USER, GitHttpServer, make_repo
+
+    served = tmp_path / "served"
+    make_repo(served / "private.git", {"secret-project.txt": "hello\n"})
+    server = GitHttpServer(served, HTTP_USER, HTTP_TOKEN)
+    try:
+        assert admin_api.put("/api/settings/server-params", json={"git.httpsToken": HTTP_TOKEN}).status_code == 200
+        project = _create(user_api, "https://git.example.com/private.git")
+        # The test server speaks plain http on loopback, which the API rightly refuses; point the
+        # row at it directly, as if TLS were there.
+        with app.app_context():
+            db.session.get(Project, project["id"]).repository_url = server.url("private.git")
+            db.session.commit()
+        run_jobs()
+        cloned = user_api.get(f"{PROJECTS}/{project['id']}").get_json()
+        assert cloned["status"] == "ready", cloned
+        assert any(auth and auth.startswith("Basic ") for auth in server.authorizations)
+    finally:
+        server.close()
+    repo = _repo(app, project["id"])
+    assert (repo / "secret-project.txt").read_text() == "hello\n"
+    for path in (repo / ".git").rglob("*"):
+        if path.is_file():
+            assert HTTP_TOKEN.encode() not in path.read_bytes(), path
+    assert HTTP_TOKEN not in user_api.get(f"{PROJECTS}/{project['id']}").get_data(as_text=True)
