@@ -7,6 +7,7 @@ MODULES = (
     "blueprints.auth.routes",
     "blueprints.projects.routes",
     "blueprints.snapshots.routes",
+    "blueprints.runs.routes",
     "blueprints.settings.routes",
     "blueprints.devices.routes",
 )

@@ -164,9 +164,8 @@ class Snapshot(db.Model):
     project_id: Mapped[int] = mapped_column(
         sa.ForeignKey("projects.id", ondelete="CASCADE"), index=True, nullable=False
     )
-    # The run whose worktree was captured; None for the project's own checkout. (The foreign key
-    # arrives with the runs table.)
-    run_id: Mapped[int | None] = mapped_column(sa.Integer, index=True)
+    # The run whose worktree was captured; None for the project's own checkout.
+    run_id: Mapped[int | None] = mapped_column(sa.ForeignKey("runs.id", ondelete="SET NULL"), index=True)
     kind: Mapped[str] = mapped_column(sa.String(32), nullable=False)
     description: Mapped[str] = mapped_column(sa.String(500), nullable=False, default="")
     commit_sha: Mapped[str] = mapped_column(sa.String(64), nullable=False)
@@ -177,3 +176,45 @@ class Snapshot(db.Model):
     @property
     def ref(self):
         return f"refs/runner/snapshots/{self.id}"
+
+
+class Run(TimestampMixin, db.Model):
+    """One agent run on a project: a prompt, an agent, and a branch of its own per attempt."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("projects.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False)
+    title: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    prompt: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    selected_agent: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    selected_model: Mapped[str | None] = mapped_column(sa.String(200))
+    rag_enabled: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
+    safe_mode: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
+    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default="draft", index=True)
+    status_detail: Mapped[str | None] = mapped_column(sa.Text)
+    attempt: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=1)
+    branch: Mapped[str | None] = mapped_column(sa.String(255))
+    job_id: Mapped[str | None] = mapped_column(sa.String(128))
+    review_status: Mapped[str | None] = mapped_column(sa.String(16))
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class AgentEvent(db.Model):
+    """One step of a run, in order; its id is global and monotonic, and is the SSE event id."""
+
+    __tablename__ = "agent_events"
+    __table_args__ = (sa.Index("ix_agent_events_run_id_id", "run_id", "id"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False)
+    event_type: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    severity: Mapped[str] = mapped_column(sa.String(8), nullable=False, default="info")
+    path: Mapped[str | None] = mapped_column(sa.String(1024))
+    message: Mapped[str] = mapped_column(sa.Text, nullable=False, default="")
+    data: Mapped[dict] = mapped_column(sa.JSON, nullable=False, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)

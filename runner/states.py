@@ -36,7 +36,25 @@ PROJECT_STEPS = {
     "error": Action(("pending", "cloning", "indexing", "ready"), "error"),
 }
 
-# 409 slugs, in the product's words: project-not-cloneable, project-not-pullable …
+RUN_STATUSES = ("draft", "queued", "running", "paused", "completed", "failed", "cancelled")
+RUN_TERMINAL = ("completed", "failed", "cancelled")
+
+RUN_ACTIONS = {
+    "start": Action(("draft",), "queued"),
+    "pause": Action(("running",), "paused"),
+    "resume": Action(("paused",), "running"),
+    "cancel": Action(("draft", "queued", "running", "paused"), "cancelled"),
+    "retry": Action(("failed", "cancelled"), "queued"),
+}
+
+# Steps the run job takes.
+RUN_STEPS = {
+    "running": Action(("queued",), "running"),
+    "completed": Action(("running",), "completed"),
+    "failed": Action(("queued", "running", "paused"), "failed"),
+}
+
+# 409 slugs, in the product's words: project-not-cloneable, run-not-startable …
 _ADJECTIVES = {
     "clone": "cloneable",
     "pull": "pullable",
@@ -44,6 +62,11 @@ _ADJECTIVES = {
     "archive": "archivable",
     "update": "editable",
     "snapshot": "snapshottable",
+    "start": "startable",
+    "pause": "pausable",
+    "resume": "resumable",
+    "cancel": "cancellable",
+    "retry": "retryable",
 }
 
 
@@ -60,10 +83,11 @@ def transition(model, row_id, action, **values):
     return db.session.execute(statement.values(**values).execution_options(synchronize_session=False)).rowcount == 1
 
 
-def require(model, row, name, values=None, actions=PROJECT_ACTIONS):
+def require(model, row, name, values=None, actions=PROJECT_ACTIONS, before_commit=None):
     """Apply the API action `name` to `row` (writing `values` too) or raise the 409 problem;
-    commits and refreshes `row`."""
+    commits and refreshes `row`. `before_commit(previous_status)` adds to the same transaction."""
     action = actions[name]
+    previous = row.status
     if not transition(model, row.id, action, **(values or {})):
         db.session.rollback()
         db.session.refresh(row)
@@ -77,6 +101,8 @@ def require(model, row, name, values=None, actions=PROJECT_ACTIONS):
             allowedFrom=list(action.allowed_from),
             **{f"{noun}Id": row.id},
         )
+    if before_commit:
+        before_commit(previous)
     db.session.commit()
     db.session.refresh(row)
     return row

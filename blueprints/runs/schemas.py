@@ -1,0 +1,81 @@
+"""Run bodies: drafts, lists, the run with its timeline, and agent events."""
+import marshmallow as ma
+
+from runner import events
+from runner.api import MAX_ID, PageArgs, Schema, StrictBoolean, UtcDateTime
+from runner.states import RUN_STATUSES
+
+
+class RunCreateArgs(Schema):
+    project_id = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(min=1, max=MAX_ID))
+    title = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    prompt = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100_000))
+    selected_agent = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
+    selected_model = ma.fields.String(allow_none=True, validate=ma.validate.Length(min=1, max=200))
+    rag_enabled = StrictBoolean(load_default=False)
+    safe_mode = StrictBoolean(load_default=False)
+
+
+class RunListArgs(PageArgs):
+    project_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_ID))
+    status = ma.fields.String(validate=ma.validate.OneOf(RUN_STATUSES))
+
+
+class TimelineSchema(Schema):
+    event_counts = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
+    last_event_id = ma.fields.Integer(allow_none=True)
+    last_event_at = UtcDateTime(allow_none=True)
+    queued_ms = ma.fields.Integer(allow_none=True, metadata={"description": "Created to started"})
+    running_ms = ma.fields.Integer(allow_none=True, metadata={"description": "Started to finished (or now)"})
+
+
+class RunSchema(Schema):
+    id = ma.fields.Integer()
+    project_id = ma.fields.Integer()
+    title = ma.fields.String()
+    prompt = ma.fields.String()
+    selected_agent = ma.fields.String()
+    selected_model = ma.fields.String(allow_none=True)
+    rag_enabled = ma.fields.Boolean()
+    safe_mode = ma.fields.Boolean()
+    status = ma.fields.String(metadata={"enum": list(RUN_STATUSES)})
+    status_detail = ma.fields.String(allow_none=True)
+    attempt = ma.fields.Integer()
+    branch = ma.fields.String(allow_none=True)
+    review_status = ma.fields.String(allow_none=True)
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime()
+    started_at = UtcDateTime(allow_none=True)
+    finished_at = UtcDateTime(allow_none=True)
+
+
+class RunDetailSchema(RunSchema):
+    timeline = ma.fields.Nested(TimelineSchema)
+
+
+class RunJobSchema(RunSchema):
+    job_id = ma.fields.String(metadata={"description": "The queued job"})
+
+
+def _event_types(value):
+    unknown = [name for name in value.split(",") if name not in events.EVENT_TYPES]
+    if unknown:
+        raise ma.ValidationError(f"Unknown event types: {', '.join(unknown)}.")
+
+
+class EventListArgs(PageArgs):
+    since = ma.fields.Integer(validate=ma.validate.Range(min=0), metadata={"description": "Events after this id"})
+    event_types = ma.fields.String(validate=_event_types, metadata={"description": "Comma-separated"})
+    severity = ma.fields.String(validate=ma.validate.OneOf(events.SEVERITIES), metadata={"description": "Minimum"})
+    path = ma.fields.String(validate=ma.validate.Length(min=1, max=1024), metadata={"description": "Path prefix"})
+
+
+class AgentEventSchema(Schema):
+    id = ma.fields.Integer()
+    run_id = ma.fields.Integer()
+    event_type = ma.fields.String()
+    severity = ma.fields.String()
+    path = ma.fields.String(allow_none=True)
+    message = ma.fields.String()
+    data = ma.fields.Dict()
+    created_at = UtcDateTime()

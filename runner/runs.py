@@ -1,0 +1,126 @@
+"""Runs as the domain sees them: drafts checked against projects and providers, visibility,
+transitions with their status_changed events, queueing, and the timeline summary."""
+import uuid
+
+from runner import events, policies, states
+from runner.errors import NotFound, ValidationFailed
+from runner.extensions import db
+from runner.models import AgentEvent, AgentProvider, Project, Run, utcnow
+
+
+def visible_runs(query, user=None):
+    """Runs of the projects the user may see (see runner.policies.visible_projects)."""
+    return query.where(Run.project_id.in_(policies.visible_projects(db.select(Project.id), user)))
+
+
+def run_or_404(run_id, user=None):
+    run = db.session.scalar(visible_runs(db.select(Run).where(Run.id == run_id), user))
+    if run is None:
+        raise NotFound(f"No run {run_id} is visible to you.")
+    return run
+
+
+def create_draft(user, args):
+    """A draft run, after checking the project (ready, visible), the agent (an enabled provider)
+    and the model (one the provider lists, when it lists any). 422 naming each bad field."""
+    errors = {}
+    project = db.session.scalar(
+        policies.visible_projects(db.select(Project).where(Project.id == args["project_id"]), user)
+    )
+    if project is None:
+        errors["projectId"] = [f"No project {args['project_id']} is visible to you."]
+    elif project.status != "ready":
+        errors["projectId"] = [f"Project {project.id} is {project.status}; runs need a ready project."]
+    provider = db.session.scalar(db.select(AgentProvider).where(AgentProvider.key == args["selected_agent"]))
+    if provider is None or not provider.enabled:
+        enabled = db.session.scalars(db.select(AgentProvider.key).where(AgentProvider.enabled)).all()
+        errors["selectedAgent"] = [f"Not an enabled provider; enabled: {', '.join(enabled) or 'none'}."]
+    elif provider.models and args.get("selected_model") not in provider.models:
+        errors["selectedModel"] = [f"{provider.key} offers: {', '.join(provider.models)}."]
+    if errors:
+        raise ValidationFailed(errors)
+    run = Run(user_id=user.id, status="draft", **args)
+    db.session.add(run)
+    db.session.flush()
+    events.add(run.id, "status_changed", "created as a draft", data={"from": None, "to": "draft"})
+    db.session.commit()
+    return run
+
+
+def apply(run, action, values=None, detail=None):
+    """The API action `action` on `run`, with its status_changed event in the same transaction."""
+    return states.require(
+        Run,
+        run,
+        action,
+        values,
+        actions=states.RUN_ACTIONS,
+        before_commit=lambda previous: events.status_changed(
+            run.id, previous, states.RUN_ACTIONS[action].to, detail
+        ),
+    )
+
+
+def queue_run(run):
+    """Enqueue the agent job of a run that was just moved to `queued`; return the job id."""
+    from jobs.runs import execute_run
+    from runner import queue
+
+    job_id = f"run-{run.id}-{run.attempt}-{uuid.uuid4().hex[:8]}"
+    timeout = int(_setting("runs.timeoutSeconds")) + 300
+    try:
+        queue.enqueue(execute_run, run.id, job_id=job_id, queue="runs", timeout=timeout)
+    except Exception:
+        if states.transition(Run, run.id, states.RUN_STEPS["failed"], status_detail="Could not queue the run."):
+            events.status_changed(run.id, "queued", "failed", "could not queue the run")
+        db.session.commit()
+        raise
+    db.session.execute(db.update(Run).where(Run.id == run.id).values(job_id=job_id))
+    db.session.commit()
+    db.session.refresh(run)
+    return job_id
+
+
+def _setting(key):
+    from runner import settings
+
+    return settings.get(key)
+
+
+def timeline(run):
+    """Counts by event type, the last event, and how long the run waited and ran."""
+    counts = dict(
+        db.session.execute(
+            db.select(AgentEvent.event_type, db.func.count()).where(AgentEvent.run_id == run.id).group_by(AgentEvent.event_type)
+        ).all()
+    )
+    last = db.session.scalar(
+        db.select(AgentEvent).where(AgentEvent.run_id == run.id).order_by(AgentEvent.id.desc()).limit(1)
+    )
+    now = utcnow()
+    queued_ms = running_ms = None
+    if run.started_at:
+        queued_ms = int((run.started_at - run.created_at).total_seconds() * 1000)
+        running_ms = int(((run.finished_at or now) - run.started_at).total_seconds() * 1000)
+    return {
+        "event_counts": counts,
+        "last_event_id": last.id if last else None,
+        "last_event_at": last.created_at if last else None,
+        "queued_ms": queued_ms,
+        "running_ms": running_ms,
+    }
+
+
+def event_query(run, args):
+    """The backfill filters of GET /runs/{run}/events."""
+    query = db.select(AgentEvent).where(AgentEvent.run_id == run.id)
+    if args.get("since") is not None:
+        query = query.where(AgentEvent.id > args["since"])
+    if args.get("event_types"):
+        query = query.where(AgentEvent.event_type.in_(args["event_types"].split(",")))
+    if args.get("severity"):
+        query = query.where(AgentEvent.severity.in_(events.SEVERITIES[events.SEVERITIES.index(args["severity"]):]))
+    if args.get("path"):
+        prefix = args["path"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(AgentEvent.path.like(prefix + "%", escape="\\"))
+    return query
