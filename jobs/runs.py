@@ -85,14 +85,12 @@ def execute_run(run_id):
 
 def _run_agent(run, worktree):
     provider = db.session.scalar(db.select(AgentProvider).where(AgentProvider.key == run.selected_agent))
-    adapter = adapter_for(provider.kind)
+    adapter = adapter_for(provider.kind, cwd=str(worktree))
     key_param, url_param = _CREDENTIALS.get(provider.kind, (None, None))
-    env = adapter.env(
-        clean_environ(),
-        api_key=settings.get(key_param) if key_param else None,
-        base_url=settings.get(url_param) if url_param else None,
-    )
-    argv = adapter.argv(provider.command, run.prompt, run.selected_model, run.safe_mode)
+    base_url = settings.get(url_param) if url_param else None
+    env = adapter.env(clean_environ(), api_key=settings.get(key_param) if key_param else None, base_url=base_url)
+    # codex takes its endpoint on the command line, not from the environment.
+    argv = adapter.argv(provider.command, run.prompt, run.selected_model, run.safe_mode, base_url=base_url)
     stderr_lines = []
     process = AgentProcess(
         argv, cwd=str(worktree), env=env, time_limit=settings.get("runs.timeoutSeconds"), on_stderr=stderr_lines.append

@@ -22,6 +22,7 @@ from runner.extensions import db
 PUBLIC_ATTR = "_runner_public"
 ABILITY_ATTR = "_runner_ability"
 ADMIN_ATTR = "_runner_admin"
+STREAM_ATTR = "_runner_stream"
 
 
 def camelcase(name):
@@ -161,14 +162,16 @@ class Blueprint(flask_smorest.Blueprint):
 
         return decorator
 
-    def requires(self, ability=None, *, admin=False):
+    def requires(self, ability=None, *, admin=False, stream=False):
         """Declare that a view needs an authenticated token, holding `ability` when given, and
         an admin user when `admin`. Enforced by `runner.auth.guard` before any argument parsing,
-        so a caller who may not act learns nothing about what a valid body would be."""
+        so a caller who may not act learns nothing about what a valid body would be. `stream`
+        views also take a `?streamToken=` (POST /api/auth/stream-token) instead of the header."""
 
         def decorator(func):
             setattr(func, ABILITY_ATTR, ability)
             setattr(func, ADMIN_ATTR, admin)
+            setattr(func, STREAM_ATTR, stream)
             func = self.problem_response(401, "Missing, invalid, expired or revoked token")(func)
             if ability or admin:
                 needs = " and ".join(filter(None, (ability and f"`{ability}`", admin and "an admin user")))

@@ -15,6 +15,7 @@ import argon2.profiles
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, g, request
+from itsdangerous import BadData, URLSafeTimedSerializer
 
 from runner import api, policies
 from runner.errors import Unauthenticated
@@ -124,11 +125,39 @@ def _bearer():
     return value.strip()
 
 
+def _stream_serializer():
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="runner.stream-token")
+
+
+def issue_stream_token(token):
+    """A signed, short-lived stand-in for `token`, accepted only by stream endpoints. It carries no
+    secret of its own: revoking or expiring the token it stands for ends it too."""
+    return _stream_serializer().dumps({"t": token.id})
+
+
+def _from_stream_token():
+    """The token a `?streamToken=` stands for, on views that accept one."""
+    value = request.args.get("streamToken")
+    if not value or request.endpoint is None:
+        return None
+    view = api.view_function(request.endpoint, request.method)
+    if not getattr(view, api.STREAM_ATTR, False):
+        return None
+    try:
+        payload = _stream_serializer().loads(value, max_age=current_app.config["STREAM_TOKEN_TTL_SECONDS"])
+    except BadData:
+        return None
+    row = db.session.get(PersonalAccessToken, payload.get("t")) if isinstance(payload, dict) else None
+    if row is None or (row.expires_at is not None and row.expires_at <= utcnow()):
+        return None
+    return row
+
+
 def current_token(required=True):
     """The token of this request (looked up once and cached on `g`), or None/401."""
     if "runner_token" not in g:
         plaintext = _bearer()
-        token = find_token(plaintext) if plaintext else None
+        token = find_token(plaintext) if plaintext else _from_stream_token()
         g.runner_token = token
         g.runner_user = token.user if token else None
         if token is not None:

@@ -47,6 +47,9 @@ class Config:
         # Tokens. None: personal access tokens do not expire unless revoked.
         self.TOKEN_TTL_SECONDS = env_int("TOKEN_TTL_SECONDS", 0) or None
         self.ELEVATION_TTL_SECONDS = env_int("ELEVATION_TTL_SECONDS", 15 * 60)
+        # Stream tokens (for EventSource, which cannot send headers) live this long.
+        self.STREAM_TOKEN_TTL_SECONDS = env_int("STREAM_TOKEN_TTL_SECONDS", 300)
+        self.STREAMS_PER_USER = env_int("STREAMS_PER_USER", 4)
         # lastUsedAt is written at most this often per token, so reads stay reads.
         self.TOKEN_TOUCH_SECONDS = env_int("TOKEN_TOUCH_SECONDS", 60)
 

@@ -46,6 +46,12 @@ _SCHEMATHESIS_CONFIG = schemathesis.Config.from_dict(
                 "include-name": "POST /api/projects",
                 "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", 422]}},
             },
+            {
+                # A draft names a ready project the caller can see, an enabled provider and a model
+                # it lists: facts of the database, not of the schema.
+                "include-name": "POST /api/runs",
+                "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", 422]}},
+            },
         ],
     }
 )

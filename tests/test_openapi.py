@@ -124,13 +124,18 @@ def test_every_error_response_is_documented_as_problem_json(spec):
     assert checked
 
 
+# The one success answer that is not JSON: the Server-Sent Events stream.
+EVENT_STREAMS = {("get", "/api/runs/{run_id}/events/stream")}
+
+
 def test_success_responses_are_documented_as_json(spec):
     for path, method, operation in _operations(spec):
         for status, response in operation["responses"].items():
             if status == "default" or int(status) >= 300 or status == "204":
                 continue
             content = _resolve(spec, response).get("content", {})
-            assert "application/json" in content, (method, path, status)
+            expected = "text/event-stream" if (method, path) in EVENT_STREAMS else "application/json"
+            assert set(content) == {expected}, (method, path, status)
 
 
 def test_swagger_ui_page_is_served(anon):

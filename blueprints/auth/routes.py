@@ -1,13 +1,16 @@
 """Sanctum-style auth: issue a token, elevate it, revoke it, and say who is calling."""
+import datetime as dt
+
 from flask import current_app, g
 from flask.views import MethodView
 
-from blueprints.auth.schemas import ElevateArgs, TokenArgs, TokenSchema, UserSchema
+from blueprints.auth.schemas import ElevateArgs, StreamTokenSchema, TokenArgs, TokenSchema, UserSchema
 from runner import auth, policies
 from runner.api import Blueprint
 from runner.errors import ApiError, ValidationFailed
 from runner.extensions import db
 from runner.idempotency import no_replay
+from runner.models import utcnow
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Tokens and the calling user")
 
@@ -67,6 +70,20 @@ class Elevate(MethodView):
         )
         db.session.commit()
         return {"token": plaintext, "abilities": row.abilities, "expires_at": row.expires_at}
+
+
+@blp.route("/stream-token")
+class StreamToken(MethodView):
+    @blp.requires()
+    @no_replay
+    @blp.response(201, StreamTokenSchema)
+    def post(self):
+        """A short-lived token for `?streamToken=` on event streams (EventSource cannot send headers)"""
+        ttl = current_app.config["STREAM_TOKEN_TTL_SECONDS"]
+        return {
+            "stream_token": auth.issue_stream_token(g.runner_token),
+            "expires_at": utcnow() + dt.timedelta(seconds=ttl),
+        }
 
 
 @blp.route("/logout")

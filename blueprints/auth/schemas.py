@@ -72,3 +72,8 @@ class UserSchema(Schema):
     created_at = UtcDateTime()
     abilities = ma.fields.List(ma.fields.String(), metadata={"description": "Of the calling token"})
     token = ma.fields.Nested(TokenInfoSchema, metadata={"description": "The calling token"})
+
+
+class StreamTokenSchema(Schema):
+    stream_token = ma.fields.String(metadata={"description": "Pass as `?streamToken=` to a stream"})
+    expires_at = UtcDateTime()

@@ -1,5 +1,5 @@
 """Runs: draft, start, watch (events), pause, resume, cancel, retry."""
-from flask import g
+from flask import Response, current_app, g, request, stream_with_context
 from flask.views import MethodView
 
 from blueprints.runs.schemas import (
@@ -10,10 +10,12 @@ from blueprints.runs.schemas import (
     RunJobSchema,
     RunListArgs,
     RunSchema,
+    StreamArgs,
 )
-from runner import policies, runs
+from runner import events, policies, runs, states
 from runner.api import Blueprint, page_of, paginate
-from runner.extensions import db, limit
+from runner.errors import ApiError, ValidationFailed
+from runner.extensions import db, limit, redis_client
 from runner.models import AgentEvent, Run, utcnow
 
 blp = Blueprint("runs", __name__, url_prefix="/api/runs", description="Agent runs and their events")
@@ -124,3 +126,52 @@ class Events(MethodView):
         """The run's events in order (oldest first), filtered; `since` resumes after an event id"""
         run = runs.run_or_404(run_id)
         return paginate(runs.event_query(run, args), AgentEvent.id, args, newest_first=False)
+
+
+@blp.route("/<id:run_id>/events/stream")
+class EventStream(MethodView):
+    @blp.requires(policies.PROJECTS_READ, stream=True)
+    @blp.arguments(StreamArgs, location="query")
+    @blp.doc(
+        responses={
+            "200": {
+                "description": "Server-Sent Events: `id: <event id>`, `event: agent_event`, `data: <event>`; "
+                "`:ping` every 15 s; `event: end` with `{runId, status}` once the run is over",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            }
+        }
+    )
+    @blp.problem_responses(400, 404, 429)
+    def get(self, args, run_id):
+        """Stream the run's events live, resuming after `Last-Event-ID`"""
+        run = runs.run_or_404(run_id)
+        last_event_id = _last_event_id(args)
+        slots = events.StreamSlots(
+            redis_client.connection, g.runner_user.id, current_app.config["STREAMS_PER_USER"]
+        )
+        if not slots.acquire():
+            raise ApiError(
+                f"At most {current_app.config['STREAMS_PER_USER']} event streams may be open at once; "
+                "close one and retry.",
+                status=429,
+                slug="too-many-streams",
+                title="Too many open streams",
+                headers={"Retry-After": "5"},
+                retryAfter=5,
+            )
+        schema = AgentEventSchema()
+        body = events.stream(run.id, last_event_id, schema.dump, slots, states.RUN_TERMINAL)
+        return Response(
+            stream_with_context(body),
+            mimetype="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+
+def _last_event_id(args):
+    header = request.headers.get("Last-Event-ID")
+    if header is None:
+        return args.get("last_event_id") or 0
+    if not header.strip().isdigit():
+        raise ValidationFailed({"Last-Event-ID": ["Send the id of the last event received (an integer)."]})
+    return int(header)

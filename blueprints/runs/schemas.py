@@ -65,7 +65,13 @@ def _event_types(value):
 
 class EventListArgs(PageArgs):
     since = ma.fields.Integer(validate=ma.validate.Range(min=0), metadata={"description": "Events after this id"})
-    event_types = ma.fields.String(validate=_event_types, metadata={"description": "Comma-separated"})
+    event_types = ma.fields.String(
+        validate=_event_types,
+        metadata={
+            "description": "Comma-separated event types",
+            "pattern": "^({0})(,({0}))*$".format("|".join(events.EVENT_TYPES)),
+        },
+    )
     severity = ma.fields.String(validate=ma.validate.OneOf(events.SEVERITIES), metadata={"description": "Minimum"})
     path = ma.fields.String(validate=ma.validate.Length(min=1, max=1024), metadata={"description": "Path prefix"})
 
@@ -79,3 +85,10 @@ class AgentEventSchema(Schema):
     message = ma.fields.String()
     data = ma.fields.Dict()
     created_at = UtcDateTime()
+
+
+class StreamArgs(Schema):
+    last_event_id = ma.fields.Integer(
+        validate=ma.validate.Range(min=0), metadata={"description": "For clients that cannot send Last-Event-ID"}
+    )
+    stream_token = ma.fields.String(metadata={"description": "From POST /api/auth/stream-token"})

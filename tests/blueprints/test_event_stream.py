@@ -1,0 +1,183 @@
+"""GET /api/runs/{run}/events/stream: SSE frames as the contract shows them, resume after
+Last-Event-ID, live delivery through Redis wake-ups, `end` when the run is over, 4 streams per user."""
+import json
+import threading
+import time
+
+import pytest
+
+from helpers import ApiClient, assert_problem
+from runner import events, states
+from runner.extensions import db
+from runner.models import Project, Run
+
+RUNS = "/api/runs"
+
+
+@pytest.fixture
+def run_id(app, user_api):
+    """A draft run on a project row (no repository is needed to stream events)."""
+    from runner.models import User
+
+    with app.app_context():
+        user = db.session.scalar(db.select(User).where(User.email == user_api.email))
+        project = Project(owner_id=user.id, name="p", repository_url="https://example.com/r.git", status="ready")
+        db.session.add(project)
+        db.session.flush()
+        run = Run(project_id=project.id, user_id=user.id, title="t", prompt="p", selected_agent="command")
+        db.session.add(run)
+        db.session.flush()
+        events.add(run.id, "status_changed", "created", data={"from": None, "to": "draft"})
+        db.session.commit()
+        return run.id
+
+
+def _add(app, run_id, *messages, finish=None):
+    with app.app_context():
+        for message in messages:
+            events.add(run_id, "log", message)
+        if finish:
+            states.transition(Run, run_id, states.Action(states.RUN_STATUSES, finish))
+            events.status_changed(run_id, "running", finish)
+        db.session.commit()
+
+
+def _frames(chunks):
+    """Split streamed text into SSE frames: dicts of field -> value (comments under ':')."""
+    text = "".join(chunk.decode() if isinstance(chunk, bytes) else chunk for chunk in chunks)
+    frames = []
+    for block in text.split("\n\n"):
+        if not block:
+            continue
+        fields = {}
+        for line in block.split("\n"):
+            name, _, value = line.partition(":")
+            fields[name or ":"] = value.lstrip(" ")
+        frames.append(fields)
+    return frames
+
+
+def test_a_finished_run_replays_every_event_then_ends(app, user_api, run_id):
+    _add(app, run_id, "one", "two", finish="completed")
+    response = user_api.get(f"{RUNS}/{run_id}/events/stream")
+    assert response.status_code == 200
+    assert response.mimetype == "text/event-stream"
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Accel-Buffering"] == "no"
+    raw = response.get_data(as_text=True)
+    assert raw.startswith("retry: 3000\n\n")
+    frames = _frames([raw])
+    agent_events = [f for f in frames if f.get("event") == "agent_event"]
+    assert [json.loads(f["data"])["message"] for f in agent_events] == ["created", "one", "two", "running → completed"]
+    for fields in agent_events:
+        body = json.loads(fields["data"])
+        assert fields["id"] == str(body["id"]) and body["runId"] == run_id and "eventType" in body
+    assert [int(f["id"]) for f in agent_events] == sorted(int(f["id"]) for f in agent_events)
+    assert frames[-1]["event"] == "end"
+    assert json.loads(frames[-1]["data"]) == {"runId": run_id, "status": "completed"}
+    # The exact frame format of the contract.
+    first = agent_events[0]
+    assert f"id: {first['id']}\nevent: agent_event\ndata: {first['data']}\n\n" in raw
+
+
+def test_last_event_id_resumes_after_that_event(app, user_api, run_id):
+    _add(app, run_id, "one", "two", "three", finish="failed")
+    everything = [f for f in _frames([user_api.get(f"{RUNS}/{run_id}/events/stream").get_data()]) if "id" in f]
+    cut = everything[1]["id"]
+    # Each stream is read to its end before the next request (a streamed test response keeps its
+    # request context until then).
+    by_header = user_api.get(f"{RUNS}/{run_id}/events/stream", headers={"Last-Event-ID": cut}).get_data()
+    by_query = user_api.get(f"{RUNS}/{run_id}/events/stream", query_string={"lastEventId": cut}).get_data()
+    for raw in (by_header, by_query):
+        ids = [f["id"] for f in _frames([raw]) if "id" in f]
+        assert ids == [f["id"] for f in everything[2:]]
+    assert "Last-Event-ID" in assert_problem(
+        user_api.get(f"{RUNS}/{run_id}/events/stream", headers={"Last-Event-ID": "abc"}), 422
+    )["errors"]
+
+
+def test_new_events_arrive_live_and_the_stream_ends_with_the_run(app, user_api, run_id):
+    response = user_api.get(f"{RUNS}/{run_id}/events/stream", buffered=False)
+    chunks = (c if isinstance(c, bytes) else c.encode() for c in response.response)
+    assert next(chunks).startswith(b"retry: 3000")
+    received = []
+
+    def later():
+        time.sleep(0.5)
+        _add(app, run_id, "live one")
+        time.sleep(0.5)
+        _add(app, run_id, "live two", finish="completed")
+
+    writer = threading.Thread(target=later)
+    started = time.monotonic()
+    writer.start()
+    for chunk in chunks:
+        received.append(chunk)
+        if b"event: end" in chunk:
+            break
+    writer.join()
+    response.close()
+    messages = [json.loads(f["data"])["message"] for f in _frames(received) if f.get("event") == "agent_event"]
+    assert messages[-3:] == ["live one", "live two", "running → completed"]
+    # Delivered by the Redis wake-up, well before the 5 s fallback read would have found them.
+    assert time.monotonic() - started < 4
+
+
+class _OpenStream(threading.Thread):
+    """A client holding a stream open in its own thread (as each stream has its own greenlet or
+    thread in the server) until told to go away."""
+
+    def __init__(self, app, token, run_id):
+        super().__init__(daemon=True)
+        self.client = ApiClient(app.test_client(), token)
+        self.run_id, self.opened, self.leave = run_id, threading.Event(), threading.Event()
+        self.status = None
+
+    def run(self):
+        response = self.client.get(f"{RUNS}/{self.run_id}/events/stream", buffered=False)
+        self.status = response.status_code
+        if response.status_code == 200:
+            next(iter(response.response))  # connected: the stream holds its slot
+        self.opened.set()
+        self.leave.wait(30)
+        response.close()
+
+
+def test_a_fifth_concurrent_stream_is_a_429(app, user_api, run_id):
+    streams = [_OpenStream(app, user_api.token, run_id) for _ in range(4)]
+    for stream in streams:
+        stream.start()
+        assert stream.opened.wait(10) and stream.status == 200
+    fifth = user_api.get(f"{RUNS}/{run_id}/events/stream")
+    assert assert_problem(fifth, 429, "too-many-streams")["retryAfter"] > 0
+
+    streams[0].leave.set()  # a client goes away: its slot is free again
+    streams[0].join(10)
+    again = _OpenStream(app, user_api.token, run_id)
+    again.start()
+    assert again.opened.wait(10) and again.status == 200
+    for stream in streams[1:] + [again]:
+        stream.leave.set()
+        stream.join(10)
+
+
+def test_a_stream_token_opens_streams_only(app, user_api, anon, run_id):
+    _add(app, run_id, finish="completed")
+    issued = user_api.post("/api/auth/stream-token")
+    assert issued.status_code == 201
+    token = issued.get_json()["streamToken"]
+    assert "|" not in token  # not the bearer token itself
+    streamed = anon.get(f"{RUNS}/{run_id}/events/stream", query_string={"streamToken": token})
+    assert streamed.status_code == 200 and "event: end" in streamed.get_data(as_text=True)
+    # Anywhere else it is no credential at all.
+    assert_problem(anon.get("/api/auth/me", query_string={"streamToken": token}), 401)
+    assert_problem(anon.get(f"{RUNS}/{run_id}/events/stream", query_string={"streamToken": token + "x"}), 401)
+    # Revoking the token it stands for ends it too.
+    user_api.post("/api/auth/logout")
+    assert_problem(anon.get(f"{RUNS}/{run_id}/events/stream", query_string={"streamToken": token}), 401)
+
+
+def test_other_users_streams_are_404(user_api, make_user, login, run_id):
+    _, email = make_user()
+    assert_problem(login(email).get(f"{RUNS}/{run_id}/events/stream"), 404)
+    assert_problem(ApiClient(user_api.client).get(f"{RUNS}/{run_id}/events/stream"), 401)
