@@ -2,24 +2,33 @@
 
 worktree on a fresh branch → `running` → `pre_run` snapshot → the provider's CLI in its own process
 group, its output translated into agent events as it comes → `post_run` snapshot → `completed` or
-`failed`. The run's status in the database is the control channel: a watcher thread follows it and
+`failed`. Events are committed in batches (every FLUSH_EVENTS events or FLUSH_SECONDS, whichever comes
+first), so a chatty agent never waits on a commit per line; the run's workspace_files follow its file
+events (at most every FILES_REFRESH_SECONDS) and its commands become command_executions. The run's
+status in the database is the control channel: a watcher thread follows it and
 pauses (SIGSTOP), resumes (SIGCONT) or cancels (SIGTERM, then SIGKILL) the agent's process group.
 """
 import logging
+import queue
 import threading
+import time
 
 from flask import current_app
 
 from jobs.providers import adapter_for
 from jobs.providers.process import AgentProcess
-from runner import events, projects, settings, states
+from runner import events, projects, runs, settings, states, telemetry
 from runner.extensions import db
-from runner.models import AgentProvider, Project, Run, utcnow
+from runner.models import AgentEvent, AgentProvider, Project, Run, utcnow
 from workspaces import worktrees
 from workspaces.git import clean_environ
 
 log = logging.getLogger(__name__)
 CONTROL_POLL_SECONDS = 0.25
+BEAT_SECONDS = 5.0  # well inside runner.runs.HEARTBEAT_SECONDS
+FLUSH_EVENTS = 200
+FLUSH_SECONDS = 0.1
+FILES_REFRESH_SECONDS = 2.0
 
 # Which server params reach which kind of agent (and only that agent's environment).
 _CREDENTIALS = {
@@ -60,6 +69,7 @@ def execute_run(run_id):
     if run is None or run.status != "queued":
         return  # cancelled (or otherwise moved on) while queued
     project = db.session.get(Project, run.project_id)
+    runs.beat(run.id)
     try:
         branch = worktrees.run_branch(run.id, run.attempt)
         worktree = worktree_path(run)
@@ -68,10 +78,13 @@ def execute_run(run_id):
             worktrees.create_worktree(projects.repo_dir(project.id), worktree, branch, project.default_branch)
         if not _step(run, "running", branch=branch, started_at=utcnow()):
             return
-        _snapshot(run, project, "pre_run", worktree)
-        status, summary = _run_agent(run, worktree)
-        _snapshot(run, project, "post_run", worktree)
-        if summary:
+        base = _snapshot(run, project, "pre_run", worktree)
+        status, summary = _run_agent(run, worktree, base.commit_sha)
+        runs.beat(run.id)
+        post = _snapshot(run, project, "post_run", worktree)
+        telemetry.update_files(run.id, projects.repo_dir(project.id), base.commit_sha, post.commit_sha)
+        if status == "completed" and summary and not _has_event(run.id, "summary_ready"):
+            # Adapters whose CLI reports a final result emit it themselves; the others get one here.
             events.add(run.id, "summary_ready", summary[:4000])
             db.session.commit()
         _step(run, status, detail=None if status == "completed" else summary, finished_at=utcnow())
@@ -83,7 +96,12 @@ def execute_run(run_id):
         _step(run, "failed", detail="The run failed; see its error event.", finished_at=utcnow())
 
 
-def _run_agent(run, worktree):
+def _has_event(run_id, event_type):
+    query = db.select(AgentEvent.id).where(AgentEvent.run_id == run_id, AgentEvent.event_type == event_type)
+    return db.session.scalar(query.limit(1)) is not None
+
+
+def _run_agent(run, worktree, base_sha):
     provider = db.session.scalar(db.select(AgentProvider).where(AgentProvider.key == run.selected_agent))
     adapter = adapter_for(provider.kind, cwd=str(worktree))
     key_param, url_param = _CREDENTIALS.get(provider.kind, (None, None))
@@ -91,40 +109,107 @@ def _run_agent(run, worktree):
     env = adapter.env(clean_environ(), api_key=settings.get(key_param) if key_param else None, base_url=base_url)
     # codex takes its endpoint on the command line, not from the environment.
     argv = adapter.argv(provider.command, run.prompt, run.selected_model, run.safe_mode, base_url=base_url)
-    stderr_lines = []
+    # stdout and stderr lines meet in one queue, so a quiet agent still gets its batch committed.
+    output = queue.Queue()
     process = AgentProcess(
-        argv, cwd=str(worktree), env=env, time_limit=settings.get("runs.timeoutSeconds"), on_stderr=stderr_lines.append
+        argv,
+        cwd=str(worktree),
+        env=env,
+        time_limit=settings.get("runs.timeoutSeconds"),
+        on_stderr=lambda line: output.put((adapter.parse_stderr_line, line)),
     )
+    runs.agent_started(run.id, process.pid)  # its own session: the group id is its pid
     events.add(run.id, "log", f"agent started: {provider.key} (pid {process.pid})", severity="debug", data={"argv0": argv[0]})
     db.session.commit()
     watcher = _Watcher(current_app._get_current_object(), run.id, process)
     watcher.start()
-    seen = []
+    reader = threading.Thread(target=_read_stdout, args=(process, adapter, output), daemon=True, name=f"run-{run.id}-stdout")
+    reader.start()
+    recorder = _Recorder(run.id, worktree, base_sha)
     try:
-        for line in process.lines():
-            produced = adapter.parse_line(line) + _drain(adapter, stderr_lines)
-            for item in produced:
-                events.add(run.id, item["event_type"], item["message"], severity=item["severity"], path=item["path"], data=item["data"])
-            seen.extend(produced)
-            if produced:
-                db.session.commit()
+        while True:
+            try:
+                item = output.get(timeout=recorder.wait_seconds())
+            except queue.Empty:
+                recorder.flush()
+                continue
+            if item is None:
+                break
+            parse, line = item
+            recorder.add(parse(line))
         exit_code = process.wait()
+        reader.join(timeout=5)
     finally:
         watcher.stop()
-    for item in _drain(adapter, stderr_lines):
-        events.add(run.id, item["event_type"], item["message"], severity=item["severity"], path=item["path"], data=item["data"])
-        seen.append(item)
-    db.session.commit()
+        runs.agent_finished(run.id)
+    while not output.empty():  # stderr that came after stdout closed
+        item = output.get_nowait()
+        if item is not None:
+            recorder.add(item[0](item[1]))
+    recorder.flush(final=True)
     if process.timed_out:
         return "failed", f"The agent exceeded runs.timeoutSeconds ({settings.get('runs.timeoutSeconds')} s)."
-    return adapter.outcome(exit_code, seen)
+    return adapter.outcome(exit_code, recorder.seen)
 
 
-def _drain(adapter, lines):
-    taken = []
-    while lines:
-        taken.append(lines.pop(0))
-    return [item for line in taken for item in adapter.parse_stderr_line(line)]
+def _read_stdout(process, adapter, output):
+    try:
+        for line in process.lines():
+            output.put((adapter.parse_line, line))
+    finally:
+        output.put(None)
+
+
+class _Recorder:
+    """Stages the agent's events and commits them in batches: every FLUSH_EVENTS events or
+    FLUSH_SECONDS after the first uncommitted one, whichever comes first. Ids follow the order of
+    `add`. Commands become command_executions in the same transaction; file events mark the run's
+    workspace_files for a refresh, at most every FILES_REFRESH_SECONDS and once more at the end."""
+
+    def __init__(self, run_id, worktree, base_sha):
+        self.run_id, self.worktree, self.base_sha = run_id, worktree, base_sha
+        self.seen = []
+        self.pending = 0
+        self.pending_since = None
+        self.files_dirty = False
+        self.files_refreshed_at = float("-inf")
+
+    def add(self, produced):
+        for item in produced:
+            events.add(
+                self.run_id, item["event_type"], item["message"], severity=item["severity"], path=item["path"], data=item["data"]
+            )
+            if item["event_type"] in ("command_started", "command_finished"):
+                telemetry.record_command(self.run_id, item)
+            # A finished command may have changed files as much as an edit tool.
+            if item["event_type"] in ("file_created", "file_updated", "file_deleted", "command_finished"):
+                self.files_dirty = True
+            self.pending += 1
+            if self.pending_since is None:
+                self.pending_since = time.monotonic()
+        self.seen.extend(produced)
+        if self.pending >= FLUSH_EVENTS or self.wait_seconds() == 0:
+            self.flush()
+
+    def wait_seconds(self):
+        """How long the job may wait for more output before something is due; None: nothing is."""
+        deadlines = []
+        if self.pending_since is not None:
+            deadlines.append(self.pending_since + FLUSH_SECONDS)
+        if self.files_dirty:
+            deadlines.append(self.files_refreshed_at + FILES_REFRESH_SECONDS)
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - time.monotonic())
+
+    def flush(self, final=False):
+        if self.pending:
+            db.session.commit()
+        self.pending, self.pending_since = 0, None
+        now = time.monotonic()
+        if self.files_dirty and (final or now - self.files_refreshed_at >= FILES_REFRESH_SECONDS):
+            self.files_dirty, self.files_refreshed_at = False, now
+            telemetry.update_files(self.run_id, self.worktree, self.base_sha)
 
 
 class _Watcher(threading.Thread):
@@ -142,7 +227,11 @@ class _Watcher(threading.Thread):
     def run(self):
         with self.app.app_context():
             grace = settings.get("runs.cancelGraceSeconds")
+            last_beat = time.monotonic()
             while not self.done.wait(CONTROL_POLL_SECONDS):
+                if time.monotonic() - last_beat >= BEAT_SECONDS:
+                    runs.beat(self.run_id)  # "this run is in hand": runner reap leaves it alone
+                    last_beat = time.monotonic()
                 status = db.session.scalar(db.select(Run.status).where(Run.id == self.run_id))
                 db.session.rollback()  # end the read transaction: see the next change
                 if status == "paused" and not self.process.paused:

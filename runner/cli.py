@@ -110,6 +110,16 @@ def worker_command(queues, burst):
     queue.make_worker(names).work(burst=burst, with_scheduler=True)
 
 
+@main.command("reap")
+@with_appcontext
+def reap_command():
+    """Fail runs whose worker is gone (also done every minute by `runner up`)."""
+    from runner import runs
+
+    lost = runs.reap_lost_runs()
+    click.echo(f"failed lost runs: {', '.join(map(str, lost))}" if lost else "no lost runs")
+
+
 @main.command("up")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)

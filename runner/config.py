@@ -50,6 +50,8 @@ class Config:
         # Stream tokens (for EventSource, which cannot send headers) live this long.
         self.STREAM_TOKEN_TTL_SECONDS = env_int("STREAM_TOKEN_TTL_SECONDS", 300)
         self.STREAMS_PER_USER = env_int("STREAMS_PER_USER", 4)
+        # Signed links to a command's stdout/stderr (served without a bearer token) live this long.
+        self.BLOB_URL_TTL_SECONDS = env_int("BLOB_URL_TTL_SECONDS", 15 * 60)
         # lastUsedAt is written at most this often per token, so reads stay reads.
         self.TOKEN_TOUCH_SECONDS = env_int("TOKEN_TOUCH_SECONDS", 60)
 

@@ -218,3 +218,41 @@ class AgentEvent(db.Model):
     message: Mapped[str] = mapped_column(sa.Text, nullable=False, default="")
     data: Mapped[dict] = mapped_column(sa.JSON, nullable=False, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class WorkspaceFile(db.Model):
+    """One path the run changed, against its pre_run snapshot; kept current as the run goes."""
+
+    __tablename__ = "workspace_files"
+    __table_args__ = (sa.UniqueConstraint("run_id", "path", name="uq_workspace_files_run_id_path"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False)
+    path: Mapped[str] = mapped_column(sa.String(1024), nullable=False)
+    change_type: Mapped[str] = mapped_column(sa.String(16), nullable=False)
+    old_path: Mapped[str | None] = mapped_column(sa.String(1024))
+    additions: Mapped[int | None] = mapped_column(sa.Integer)
+    deletions: Mapped[int | None] = mapped_column(sa.Integer)
+    binary: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
+
+
+class CommandExecution(db.Model):
+    """A shell command the agent ran; its output lives in blob files under DATA_DIR/blobs."""
+
+    __tablename__ = "command_executions"
+    __table_args__ = (sa.Index("ix_command_executions_run_id_tool_id", "run_id", "tool_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False)
+    # The agent's own id of the call (Claude's tool_use_id, codex's item id): pairs start and finish.
+    tool_id: Mapped[str | None] = mapped_column(sa.String(200))
+    command: Mapped[str] = mapped_column(sa.Text, nullable=False, default="")
+    cwd: Mapped[str | None] = mapped_column(sa.String(1024))
+    exit_code: Mapped[int | None] = mapped_column(sa.Integer)
+    duration_ms: Mapped[int | None] = mapped_column(sa.Integer)
+    # Relative to DATA_DIR.
+    stdout_path: Mapped[str | None] = mapped_column(sa.String(1024))
+    stderr_path: Mapped[str | None] = mapped_column(sa.String(1024))
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -1,5 +1,9 @@
 """Runs as the domain sees them: drafts checked against projects and providers, visibility,
 transitions with their status_changed events, queueing, and the timeline summary."""
+import json
+import os
+import signal
+import socket
 import uuid
 
 from runner import events, policies, states
@@ -124,3 +128,83 @@ def event_query(run, args):
         prefix = args["path"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(AgentEvent.path.like(prefix + "%", escape="\\"))
     return query
+
+
+# --- lost runs --------------------------------------------------------------------------------
+
+HEARTBEAT_KEY = "runner:run-heartbeat:{run_id}"
+AGENT_KEY = "runner:run-agent:{run_id}"
+# A run job refreshes its heartbeat every few seconds; one silent this long has lost its worker.
+HEARTBEAT_SECONDS = 30
+
+
+def beat(run_id):
+    """Called by the run job while it works: "this run is in hand"."""
+    from runner.extensions import redis_client
+
+    redis_client.connection.set(HEARTBEAT_KEY.format(run_id=run_id), "1", ex=HEARTBEAT_SECONDS)
+
+
+def agent_started(run_id, pgid):
+    """Remember where the agent's process group lives, so a reaper can stop an orphaned agent."""
+    from runner.extensions import redis_client
+
+    value = json.dumps({"host": socket.gethostname(), "pgid": pgid})
+    redis_client.connection.set(AGENT_KEY.format(run_id=run_id), value, ex=7 * 86400)
+
+
+def agent_finished(run_id):
+    from runner.extensions import redis_client
+
+    redis_client.connection.delete(AGENT_KEY.format(run_id=run_id))
+
+
+def _stop_orphaned_agent(connection, run_id):
+    """Kill the agent of a lost run if it runs on this machine (its job died, it may not have)."""
+    raw = connection.get(AGENT_KEY.format(run_id=run_id))
+    connection.delete(AGENT_KEY.format(run_id=run_id))
+    if not raw:
+        return
+    agent = json.loads(raw)
+    if agent.get("host") == socket.gethostname() and agent.get("pgid"):
+        try:
+            os.killpg(int(agent["pgid"]), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def reap_lost_runs():
+    """Fail runs whose job is gone: queued with no job left in Redis, or running/paused with no
+    heartbeat from a worker. Returns the ids failed. Safe to run anywhere, any number of times."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    from runner.extensions import redis_client
+
+    connection = redis_client.connection
+    now = utcnow()
+    lost = []
+    candidates = db.session.scalars(db.select(Run).where(Run.status.in_(("queued", "running", "paused"))))
+    for run in candidates:
+        if run.status == "queued":
+            try:
+                job_status = Job.fetch(run.job_id, connection=connection).get_status() if run.job_id else None
+            except NoSuchJobError:
+                job_status = None
+            if job_status in ("queued", "scheduled", "deferred", "started"):
+                continue
+            reason = "its job is no longer queued"
+        else:
+            if connection.exists(HEARTBEAT_KEY.format(run_id=run.id)):
+                continue
+            if run.started_at and (now - run.started_at).total_seconds() < HEARTBEAT_SECONDS:
+                continue
+            reason = "its worker stopped (no heartbeat)"
+        previous = run.status
+        if states.transition(Run, run.id, states.RUN_STEPS["failed"], status_detail=f"Lost: {reason}.", finished_at=now):
+            events.add(run.id, "error", f"The run was lost: {reason}. Retry it to run it again.", severity="error")
+            events.status_changed(run.id, previous, "failed", "lost")
+            lost.append(run.id)
+            _stop_orphaned_agent(connection, run.id)
+        db.session.commit()
+    return lost

@@ -25,6 +25,7 @@ from runner.embedded_redis import EmbeddedRedis
 # SIGTERM (RQ's cold shutdown: the job is abandoned), before every process left is killed.
 GRACE_SECONDS = 10.0
 COLD_SECONDS = 5.0
+REAP_SECONDS = 60.0
 
 
 class Supervisor:
@@ -33,6 +34,7 @@ class Supervisor:
         self.workers, self.http_workers = workers, http_workers
         self.children = []  # (name, Popen), in start order
         self.redis = None
+        self.app = None
         self.signals = 0
 
     def _on_signal(self, signum, frame):
@@ -56,7 +58,7 @@ class Supervisor:
             os.environ["RUNNER_REDIS_URL"] = self.redis.url  # inherited by every child
             click.echo(f"embedded redis-server at {self.redis.display_url} (data in {self.redis.dir})")
 
-        app = create_app()
+        app = self.app = create_app()
         with app.app_context():
             from flask_migrate import upgrade
 
@@ -92,8 +94,24 @@ class Supervisor:
         process = subprocess.Popen(argv, start_new_session=True, preexec_fn=_stop_with_parent(signal.SIGTERM))
         self.children.append((name, process))
 
+    def _reap(self):
+        """Fail runs whose worker died (a kill -9 leaves them `running` otherwise)."""
+        from runner import runs
+
+        try:
+            with self.app.app_context():
+                lost = runs.reap_lost_runs()
+            if lost:
+                click.echo(f"failed lost runs: {', '.join(map(str, lost))}", err=True)
+        except Exception as exc:  # the next round tries again
+            click.echo(f"reaping lost runs failed: {type(exc).__name__}", err=True)
+
     def _wait(self):
+        next_reap = time.monotonic() + REAP_SECONDS
         while not self.signals:
+            if time.monotonic() >= next_reap:
+                next_reap = time.monotonic() + REAP_SECONDS
+                self._reap()
             for name, process in self.children:
                 if process.poll() is not None:
                     click.echo(f"{name} exited with {process.returncode}; stopping everything", err=True)

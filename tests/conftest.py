@@ -107,6 +107,25 @@ def app(config, redis_conn):
 
 
 @pytest.fixture
+def make_app():
+    """`make_app(config)` -> another app on the same database and Redis, its connections closed at
+    teardown (for tests that need settings the `app` fixture was not built with)."""
+    from runner.extensions import db
+
+    apps = []
+
+    def make(config):
+        apps.append(create_app(config))
+        return apps[-1]
+
+    yield make
+    for extra in apps:
+        with extra.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
 def run_jobs(app):
     """Run every queued job now, in this process, with a real RQ worker (burst mode)."""
     from runner import queue

@@ -48,3 +48,29 @@ def count_users():
     from runner.models import User
 
     return db.session.scalar(db.select(db.func.count()).select_from(User))
+
+
+def wait_for(predicate, timeout=30):
+    """Poll `predicate` until it returns something truthy (returned), or fail after `timeout` s."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s")
+
+
+def worker_env(config):
+    """The environment a `runner worker` subprocess needs to share the test's database and Redis."""
+    import os
+
+    return {
+        **os.environ,
+        "RUNNER_DATABASE_URL": config.SQLALCHEMY_DATABASE_URI,
+        "RUNNER_REDIS_URL": config.REDIS_URL,
+        "RUNNER_DATA_DIR": config.DATA_DIR,
+        "RUNNER_SECRET_KEY": config.SECRET_KEY,
+    }

@@ -2,7 +2,6 @@
 import json
 
 from helpers import PASSWORD, assert_problem
-from runner import create_app
 from runner import config as runner_config
 
 DEFAULT_BASE = "https://docs.runner.dev/errors/"
@@ -150,12 +149,12 @@ def test_instance_is_the_path_as_a_uri_reference(anon):
     assert response.get_json()["instance"] == "/api/n%C3%B6pe/a%20b"
 
 
-def test_the_error_type_base_comes_from_the_environment(config, redis_conn, monkeypatch):
+def test_the_error_type_base_comes_from_the_environment(config, redis_conn, monkeypatch, make_app):
     monkeypatch.setenv("RUNNER_ERROR_TYPE_BASE", "https://errors.example.test/runner/")
     custom = runner_config.TestConfig()
     for name in ("SQLALCHEMY_DATABASE_URI", "REDIS_URL", "DATA_DIR"):
         setattr(custom, name, getattr(config, name))
-    client = create_app(custom).test_client()
+    client = make_app(custom).test_client()
     response = client.get("/api/nope")
     assert response.mimetype == "application/problem+json"
     assert response.get_json()["type"] == "https://errors.example.test/runner/not-found"
@@ -257,12 +256,11 @@ def test_successful_responses_carry_no_retry_after(user_api):
     assert "Retry-After" not in response.headers
 
 
-def test_behind_a_trusted_proxy_anonymous_clients_are_told_apart(config, redis_conn):
+def test_behind_a_trusted_proxy_anonymous_clients_are_told_apart(config, redis_conn, make_app):
     from helpers import ApiClient
-    from runner import create_app
 
     config.PROXY_COUNT = 1
-    client = ApiClient(create_app(config).test_client())
+    client = ApiClient(make_app(config).test_client())
     proxy = {"REMOTE_ADDR": "10.0.0.1"}
     for _ in range(60):
         client.post("/api/auth/token", json={}, headers={"X-Forwarded-For": "198.51.100.7"}, environ_base=proxy)

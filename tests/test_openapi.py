@@ -124,8 +124,11 @@ def test_every_error_response_is_documented_as_problem_json(spec):
     assert checked
 
 
-# The one success answer that is not JSON: the Server-Sent Events stream.
-EVENT_STREAMS = {("get", "/api/runs/{run_id}/events/stream")}
+# The success answers that are not JSON: the Server-Sent Events stream, and command output.
+NOT_JSON = {
+    ("get", "/api/runs/{run_id}/events/stream"): "text/event-stream",
+    ("get", "/api/runs/blobs/{token}"): "text/plain",
+}
 
 
 def test_success_responses_are_documented_as_json(spec):
@@ -134,7 +137,7 @@ def test_success_responses_are_documented_as_json(spec):
             if status == "default" or int(status) >= 300 or status == "204":
                 continue
             content = _resolve(spec, response).get("content", {})
-            expected = "text/event-stream" if (method, path) in EVENT_STREAMS else "application/json"
+            expected = NOT_JSON.get((method, path), "application/json")
             assert set(content) == {expected}, (method, path, status)
 
 

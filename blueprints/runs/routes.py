@@ -1,22 +1,30 @@
-"""Runs: draft, start, watch (events), pause, resume, cancel, retry."""
+"""Runs: draft, start, watch (events), pause, resume, cancel, retry; and what a run did — its
+files, diff, snapshots, commands (with signed links to their output) and review summary."""
 from flask import Response, current_app, g, request, stream_with_context
 from flask.views import MethodView
 
 from blueprints.runs.schemas import (
     AgentEventSchema,
+    CommandExecutionDetailSchema,
+    CommandExecutionSchema,
     EventListArgs,
     RunCreateArgs,
     RunDetailSchema,
+    RunDiffSchema,
     RunJobSchema,
     RunListArgs,
     RunSchema,
+    RunSummarySchema,
     StreamArgs,
+    WorkspaceFileDetailSchema,
+    WorkspaceFileSchema,
 )
-from runner import events, policies, runs, states
-from runner.api import Blueprint, page_of, paginate
-from runner.errors import ApiError, ValidationFailed
+from blueprints.snapshots.schemas import SnapshotSchema
+from runner import events, policies, runs, states, telemetry
+from runner.api import Blueprint, PageArgs, page_of, paginate
+from runner.errors import ApiError, NotFound, ValidationFailed
 from runner.extensions import db, limit, redis_client
-from runner.models import AgentEvent, Run, utcnow
+from runner.models import AgentEvent, CommandExecution, Run, Snapshot, WorkspaceFile, utcnow
 
 blp = Blueprint("runs", __name__, url_prefix="/api/runs", description="Agent runs and their events")
 
@@ -166,6 +174,118 @@ class EventStream(MethodView):
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+
+
+@blp.route("/<id:run_id>/files")
+class Files(MethodView):
+    @blp.requires(policies.PROJECTS_READ)
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, page_of(WorkspaceFileSchema))
+    @blp.problem_responses(404)
+    def get(self, args, run_id):
+        """The paths the run changed against its base (kept current while it runs)"""
+        run = runs.run_or_404(run_id)
+        query = db.select(WorkspaceFile).where(WorkspaceFile.run_id == run.id)
+        return paginate(query, WorkspaceFile.id, args, newest_first=False)
+
+
+@blp.route("/<id:run_id>/files/<id:file_id>")
+class FileItem(MethodView):
+    @blp.requires(policies.PROJECTS_READ)
+    @blp.response(200, WorkspaceFileDetailSchema)
+    @blp.problem_responses(404, 409)
+    def get(self, run_id, file_id):
+        """One changed file with its full unified diff"""
+        run = runs.run_or_404(run_id)
+        row = db.session.scalar(db.select(WorkspaceFile).where(WorkspaceFile.id == file_id, WorkspaceFile.run_id == run.id))
+        if row is None:
+            raise NotFound(f"Run {run.id} has no changed file {file_id}.")
+        diff = telemetry.file_diff(telemetry.run_diff(run)["diff"], row)
+        return {**{c.key: getattr(row, c.key) for c in WorkspaceFile.__table__.columns}, "diff": diff}
+
+
+@blp.route("/<id:run_id>/diff")
+class Diff(MethodView):
+    @blp.requires(policies.PROJECTS_READ)
+    @blp.response(200, RunDiffSchema)
+    @blp.problem_responses(404, 409)
+    def get(self, run_id):
+        """The run's whole diff against its base: the live worktree while it runs, its post_run
+        snapshot once it ended"""
+        return telemetry.run_diff(runs.run_or_404(run_id))
+
+
+@blp.route("/<id:run_id>/snapshots")
+class RunSnapshots(MethodView):
+    @blp.requires(policies.PROJECTS_READ)
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, page_of(SnapshotSchema))
+    @blp.problem_responses(404)
+    def get(self, args, run_id):
+        """The snapshots taken of the run's worktree, oldest first"""
+        run = runs.run_or_404(run_id)
+        return paginate(db.select(Snapshot).where(Snapshot.run_id == run.id), Snapshot.id, args, newest_first=False)
+
+
+@blp.route("/<id:run_id>/commands")
+class Commands(MethodView):
+    @blp.requires(policies.PROJECTS_READ)
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, page_of(CommandExecutionSchema))
+    @blp.problem_responses(404)
+    def get(self, args, run_id):
+        """The shell commands the agent ran, in order"""
+        run = runs.run_or_404(run_id)
+        query = db.select(CommandExecution).where(CommandExecution.run_id == run.id)
+        return paginate(query, CommandExecution.id, args, newest_first=False)
+
+
+@blp.route("/<id:run_id>/commands/<id:command_id>")
+class CommandItem(MethodView):
+    @blp.requires(policies.PROJECTS_READ)
+    @blp.response(200, CommandExecutionDetailSchema)
+    @blp.problem_responses(404)
+    def get(self, run_id, command_id):
+        """One command, with signed links to its stdout and stderr (no token needed; they expire)"""
+        run = runs.run_or_404(run_id)
+        command = db.session.scalar(
+            db.select(CommandExecution).where(CommandExecution.id == command_id, CommandExecution.run_id == run.id)
+        )
+        if command is None:
+            raise NotFound(f"Run {run.id} has no command {command_id}.")
+        return {
+            **{c.key: getattr(command, c.key) for c in CommandExecution.__table__.columns},
+            "stdout_url": telemetry.blob_url(command, "stdout"),
+            "stderr_url": telemetry.blob_url(command, "stderr"),
+        }
+
+
+@blp.route("/blobs/<string:token>")
+class Blob(MethodView):
+    @blp.public
+    @blp.doc(
+        responses={
+            "200": {
+                "description": "The command output, as text",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        }
+    )
+    @blp.problem_responses(403, 404)
+    def get(self, token):
+        """A command's stdout or stderr behind a signed link from `GET …/commands/{command}`;
+        a tampered or expired link is a 403"""
+        return Response(telemetry.read_blob(token), mimetype="text/plain", headers={"Cache-Control": "private, no-store"})
+
+
+@blp.route("/<id:run_id>/summary")
+class Summary(MethodView):
+    @blp.requires(policies.PROJECTS_READ)
+    @blp.response(200, RunSummarySchema)
+    @blp.problem_responses(404, 409)
+    def get(self, run_id):
+        """The review summary: changed files, risks, tests, docs, token usage, duration"""
+        return telemetry.summary(runs.run_or_404(run_id))
 
 
 def _last_event_id(args):

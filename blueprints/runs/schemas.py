@@ -1,6 +1,7 @@
 """Run bodies: drafts, lists, the run with its timeline, and agent events."""
 import marshmallow as ma
 
+from blueprints.snapshots.schemas import ChangedFileSchema, DiffStatsSchema
 from runner import events
 from runner.api import MAX_ID, PageArgs, Schema, StrictBoolean, UtcDateTime
 from runner.states import RUN_STATUSES
@@ -92,3 +93,81 @@ class StreamArgs(Schema):
         validate=ma.validate.Range(min=0), metadata={"description": "For clients that cannot send Last-Event-ID"}
     )
     stream_token = ma.fields.String(metadata={"description": "From POST /api/auth/stream-token"})
+
+
+class WorkspaceFileSchema(Schema):
+    id = ma.fields.Integer()
+    run_id = ma.fields.Integer()
+    path = ma.fields.String()
+    change_type = ma.fields.String(metadata={"enum": ["added", "modified", "deleted", "renamed"]})
+    old_path = ma.fields.String(allow_none=True, metadata={"description": "Renames: the path before"})
+    additions = ma.fields.Integer(allow_none=True, metadata={"description": "None for binary files"})
+    deletions = ma.fields.Integer(allow_none=True, metadata={"description": "None for binary files"})
+    binary = ma.fields.Boolean()
+    updated_at = UtcDateTime()
+
+
+class WorkspaceFileDetailSchema(WorkspaceFileSchema):
+    diff = ma.fields.String(metadata={"description": "The full unified diff of this file against the run's base"})
+
+
+class RunDiffSchema(Schema):
+    diff = ma.fields.String(metadata={"description": "Unified diff against the pre_run snapshot"})
+    stats = ma.fields.Nested(DiffStatsSchema)
+    files = ma.fields.List(ma.fields.Nested(ChangedFileSchema))
+
+
+class CommandExecutionSchema(Schema):
+    id = ma.fields.Integer()
+    run_id = ma.fields.Integer()
+    tool_id = ma.fields.String(allow_none=True, metadata={"description": "The agent's own id of the call"})
+    command = ma.fields.String()
+    cwd = ma.fields.String(allow_none=True)
+    exit_code = ma.fields.Integer(allow_none=True, metadata={"description": "None: still running, or never ran"})
+    duration_ms = ma.fields.Integer(allow_none=True)
+    started_at = UtcDateTime(allow_none=True)
+    finished_at = UtcDateTime(allow_none=True)
+
+
+class CommandExecutionDetailSchema(CommandExecutionSchema):
+    stdout_url = ma.fields.String(
+        allow_none=True, metadata={"description": "Signed link to the output, no token needed; expires"}
+    )
+    stderr_url = ma.fields.String(allow_none=True, metadata={"description": "Likewise for stderr"})
+
+
+class RiskSchema(Schema):
+    level = ma.fields.String(metadata={"enum": ["low", "medium", "high"]})
+    reason = ma.fields.String()
+    paths = ma.fields.List(ma.fields.String())
+
+
+class SummaryFileSchema(Schema):
+    path = ma.fields.String()
+    change_type = ma.fields.String(metadata={"enum": ["added", "modified", "deleted", "renamed"]})
+    additions = ma.fields.Integer(allow_none=True)
+    deletions = ma.fields.Integer(allow_none=True)
+
+
+class TestCommandSchema(Schema):
+    command_id = ma.fields.Integer()
+    command = ma.fields.String()
+    exit_code = ma.fields.Integer(allow_none=True)
+    duration_ms = ma.fields.Integer(allow_none=True)
+
+
+class TokenUsageSchema(Schema):
+    input_tokens = ma.fields.Integer()
+    output_tokens = ma.fields.Integer()
+    cache_creation_input_tokens = ma.fields.Integer()
+    cache_read_input_tokens = ma.fields.Integer()
+    total_cost_usd = ma.fields.Float(allow_none=True)
+
+
+class RunSummarySchema(Schema):
+    changed_files = ma.fields.List(ma.fields.Nested(SummaryFileSchema))
+    risks = ma.fields.List(ma.fields.Nested(RiskSchema))
+    tests = ma.fields.List(ma.fields.Nested(TestCommandSchema), metadata={"description": "Commands recognised as tests"})
+    docs = ma.fields.List(ma.fields.Nested(SummaryFileSchema), metadata={"description": "Documentation files changed"})
+    token_usage = ma.fields.Nested(TokenUsageSchema)
+    duration_ms = ma.fields.Integer(allow_none=True)

@@ -1,5 +1,4 @@
 """Projects over HTTP with a real RQ worker and real git repositories cloned over file://."""
-import os
 import shutil
 import subprocess
 import sys
@@ -8,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gitrepo import commit, git, head, origin_url
-from helpers import ApiClient, assert_problem
+from helpers import ApiClient, assert_problem, worker_env
 from runner.extensions import db
 from runner.models import Project, ProjectMember
 
@@ -275,13 +274,7 @@ def test_concurrent_jobs_on_one_project_are_serialized(app, config, user_api, or
     assert user_api.post(f"{PROJECTS}/{project['id']}/pull").status_code == 202
 
     # Two real worker processes take one pull each, at the same time.
-    env = {
-        **os.environ,
-        "RUNNER_DATABASE_URL": config.SQLALCHEMY_DATABASE_URI,
-        "RUNNER_REDIS_URL": config.REDIS_URL,
-        "RUNNER_DATA_DIR": config.DATA_DIR,
-        "RUNNER_SECRET_KEY": config.SECRET_KEY,
-    }
+    env = worker_env(config)
     workers = [
         subprocess.Popen([sys.executable, "-m", "runner", "worker", "--burst"], env=env, stderr=subprocess.PIPE)
         for _ in range(2)

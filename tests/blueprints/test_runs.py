@@ -1,5 +1,6 @@
 """Runs over HTTP: drafts, the state machine, the agent job with the `command` provider on a real
 worktree, live pause/resume/cancel of the agent process, retry, and the events backfill."""
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import time
 import pytest
 
 from gitrepo import git, head, origin_url
-from helpers import ApiClient, assert_problem
+from helpers import ApiClient, assert_problem, wait_for, worker_env
 
 RUNS = "/api/runs"
 
@@ -193,13 +194,11 @@ def test_start_is_limited_to_6_a_minute(user_api, project, command_agent):
     assert statuses[6] == 429
 
 
-def test_fifty_concurrent_starts_give_one_202_and_one_job(config, user_api, project, command_agent, redis_conn):
-    from runner import create_app
-
+def test_fifty_concurrent_starts_give_one_202_and_one_job(config, user_api, project, command_agent, redis_conn, make_app):
     run = _draft(user_api, project)
     # Without the 6/min start limit, which would answer most of the 50 with 429 first.
     config.RATELIMIT_ENABLED = False
-    unlimited = create_app(config)
+    unlimited = make_app(config)
     statuses = []
 
     def start():
@@ -234,26 +233,18 @@ def test_events_backfill_filters(user_api, project, command_agent, run_jobs):
     )["errors"]
 
 
-def _wait_for(predicate, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out")
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] not in "ZX"
+    except FileNotFoundError:
+        return False
 
 
 def test_pause_resume_and_cancel_act_on_the_live_agent(config, user_api, project, command_agent):
     run = _draft(user_api, project, prompt="slow ticking")
     user_api.post(f"{RUNS}/{run['id']}/start")
-    env = {
-        **os.environ,
-        "RUNNER_DATABASE_URL": config.SQLALCHEMY_DATABASE_URI,
-        "RUNNER_REDIS_URL": config.REDIS_URL,
-        "RUNNER_DATA_DIR": config.DATA_DIR,
-        "RUNNER_SECRET_KEY": config.SECRET_KEY,
-    }
+    env = worker_env(config)
     worker = subprocess.Popen(
         [sys.executable, "-m", "runner", "worker", "--burst", "--queues", "runs"], env=env, stderr=subprocess.PIPE
     )
@@ -261,7 +252,7 @@ def test_pause_resume_and_cancel_act_on_the_live_agent(config, user_api, project
         def ticks():
             return [e for e in _events(user_api, run["id"], eventTypes="log") if e["message"].startswith("tick")]
 
-        _wait_for(lambda: len(ticks()) >= 3)
+        wait_for(lambda: len(ticks()) >= 3)
         assert user_api.post(f"{RUNS}/{run['id']}/pause").get_json()["status"] == "paused"
         time.sleep(1.0)  # the watcher stops the group within its poll interval
         frozen = len(ticks())
@@ -269,7 +260,7 @@ def test_pause_resume_and_cancel_act_on_the_live_agent(config, user_api, project
         assert len(ticks()) == frozen  # stopped: no output at all while paused
 
         assert user_api.post(f"{RUNS}/{run['id']}/resume").get_json()["status"] == "running"
-        _wait_for(lambda: len(ticks()) > frozen + 3)
+        wait_for(lambda: len(ticks()) > frozen + 3)
 
         assert user_api.post(f"{RUNS}/{run['id']}/cancel").get_json()["status"] == "cancelled"
         _, stderr = worker.communicate(timeout=60)
@@ -283,3 +274,47 @@ def test_pause_resume_and_cancel_act_on_the_live_agent(config, user_api, project
     count = len(ticks())
     time.sleep(0.5)
     assert len(ticks()) == count
+
+
+def test_a_run_whose_worker_is_killed_is_reaped_failed_and_can_be_retried(app, config, user_api, project, command_agent):
+    import datetime as dt
+
+    from runner import runs
+    from runner.extensions import db, redis_client
+    from runner.models import Run, utcnow
+
+    run = _draft(user_api, project, prompt="slow ticking")
+    user_api.post(f"{RUNS}/{run['id']}/start")
+    env = worker_env(config)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "runner", "worker", "--burst", "--queues", "runs"],
+        env=env, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+
+    def ticks():
+        return [e for e in _events(user_api, run["id"], eventTypes="log") if e["message"].startswith("tick")]
+
+    wait_for(lambda: len(ticks()) >= 3)
+    # The worker and its work horse (in its own process group, same session), mid-run.
+    from runner.supervisor import _kill_session
+
+    _kill_session(worker.pid)
+    worker.wait()
+    with app.app_context():
+        agent = json.loads(redis_client.connection.get(runs.AGENT_KEY.format(run_id=run["id"])))
+    os.kill(agent["pgid"], 0)  # the agent outlived its worker: an orphan still ticking
+    with app.app_context():
+        assert runs.reap_lost_runs() == []  # the heartbeat is still fresh: not yet taken as lost
+        # Time passes: the heartbeat expires (HEARTBEAT_SECONDS) and the start is long ago.
+        redis_client.connection.delete(runs.HEARTBEAT_KEY.format(run_id=run["id"]))
+        db.session.execute(
+            db.update(Run).where(Run.id == run["id"]).values(started_at=utcnow() - dt.timedelta(hours=1))
+        )
+        db.session.commit()
+        assert runs.reap_lost_runs() == [run["id"]]
+    lost = user_api.get(f"{RUNS}/{run['id']}").get_json()
+    assert lost["status"] == "failed" and lost["statusDetail"].startswith("Lost")
+    assert any(e["eventType"] == "error" for e in _events(user_api, run["id"], severity="error"))
+    # The orphaned agent was stopped.
+    wait_for(lambda: not _alive(agent["pgid"]))
+    assert user_api.post(f"{RUNS}/{run['id']}/retry").status_code == 202

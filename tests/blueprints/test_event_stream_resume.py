@@ -1,0 +1,223 @@
+"""SSE resume under churn: a client dropped at random points many times, resuming each time with
+Last-Event-ID, while events keep being committed, receives every event exactly once and in order;
+and a Last-Event-ID at the end of the stream waits for the next event instead of ending."""
+import json
+import queue
+import random
+import threading
+import time
+
+import pytest
+
+from helpers import ApiClient
+from runner import events, states
+from runner.extensions import db
+from runner.models import AgentEvent, Project, Run
+
+RUNS = "/api/runs"
+
+
+@pytest.fixture
+def run_id(app, user_api):
+    """A draft run on a project row (no repository is needed to stream events)."""
+    from runner.models import User
+
+    with app.app_context():
+        user = db.session.scalar(db.select(User).where(User.email == user_api.email))
+        project = Project(owner_id=user.id, name="p", repository_url="https://example.com/r.git", status="ready")
+        db.session.add(project)
+        db.session.flush()
+        run = Run(project_id=project.id, user_id=user.id, title="t", prompt="p", selected_agent="command")
+        db.session.add(run)
+        db.session.flush()
+        events.add(run.id, "status_changed", "created", data={"from": None, "to": "draft"})
+        db.session.commit()
+        return run.id
+
+
+def _add(app, run_id, *messages, finish=None):
+    with app.app_context():
+        for message in messages:
+            events.add(run_id, "log", message)
+        if finish:
+            states.transition(Run, run_id, states.Action(states.RUN_STATUSES, finish))
+            events.status_changed(run_id, "draft", finish)
+        db.session.commit()
+
+
+def _parse(chunk):
+    """The frames of one streamed chunk: dicts of field -> value (comments under ':')."""
+    text = chunk.decode() if isinstance(chunk, bytes) else chunk
+    frames = []
+    for block in text.split("\n\n"):
+        if not block:
+            continue
+        fields = {}
+        for line in block.split("\n"):
+            name, _, value = line.partition(":")
+            fields[name or ":"] = value.lstrip(" ")
+        frames.append(fields)
+    return frames
+
+
+class _Connection(threading.Thread):
+    """One client connection in its own thread (a streamed test response keeps its request context
+    until closed): opens the stream after `last_id`, reads at most `budget` agent events (None: to
+    the end), then goes away."""
+
+    def __init__(self, app, token, run_id, last_id, budget, by_query=False):
+        super().__init__(daemon=True)
+        self.client = ApiClient(app.test_client(), token)
+        self.run_id, self.last_id, self.budget, self.by_query = run_id, last_id, budget, by_query
+        self.received, self.ended, self.status, self.error = [], None, None, None
+
+    def run(self):
+        try:
+            kwargs = {"buffered": False}
+            if self.last_id:
+                if self.by_query:
+                    kwargs["query_string"] = {"lastEventId": self.last_id}
+                else:
+                    kwargs["headers"] = {"Last-Event-ID": str(self.last_id)}
+            response = self.client.get(f"{RUNS}/{self.run_id}/events/stream", **kwargs)
+            self.status = response.status_code
+            if self.status != 200:
+                return
+            try:
+                for chunk in response.response:
+                    for fields in _parse(chunk):
+                        if fields.get("event") == "agent_event":
+                            body = json.loads(fields["data"])
+                            assert fields["id"] == str(body["id"])
+                            self.received.append((body["id"], body["message"]))
+                        elif fields.get("event") == "end":
+                            self.ended = json.loads(fields["data"])
+                    if self.ended or (self.budget is not None and len(self.received) >= self.budget):
+                        break
+            finally:
+                response.close()  # the client goes away (here: mid-stream, at a random frame)
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+
+def test_a_client_dropped_at_random_points_gets_every_event_once_in_order(app, user_api, run_id):
+    rng = random.Random(20261124)
+    total = 240
+    producing = threading.Event()
+
+    def producer():
+        producing.set()
+        for n in range(total):
+            # Sometimes one event, sometimes a burst committed together.
+            burst = [f"event {n}"] if n % 7 else [f"event {n}", f"event {n} bis"]
+            _add(app, run_id, *burst)
+            time.sleep(rng.choice((0, 0.001, 0.005, 0.01)))
+        _add(app, run_id, "last words", finish="completed")
+
+    writer = threading.Thread(target=producer, daemon=True)
+    writer.start()
+    producing.wait(5)
+
+    received, reconnects, last_id, ended = [], 0, 0, None
+    while ended is None:
+        final = reconnects >= 30
+        connection = _Connection(app, user_api.token, run_id, last_id, None if final else rng.randint(0, 12),
+                                 by_query=reconnects % 5 == 4)
+        connection.start()
+        connection.join(60)
+        assert not connection.is_alive(), "a stream hung"
+        if connection.error:
+            raise connection.error
+        assert connection.status == 200, connection.status
+        received += connection.received
+        if connection.received:
+            last_id = connection.received[-1][0]
+        ended = connection.ended
+        reconnects += 1
+        if not final and rng.random() < 0.3:
+            time.sleep(rng.choice((0.01, 0.05, 0.1)))  # away for a while: the next one replays a backlog
+    writer.join(30)
+
+    with app.app_context():
+        stored = [(e.id, e.message) for e in db.session.scalars(
+            db.select(AgentEvent).where(AgentEvent.run_id == run_id).order_by(AgentEvent.id))]
+    assert reconnects > 30
+    assert len(stored) == 1 + total + total // 7 + 1 + 2  # created, events, bursts' extras, last words, status
+    assert received == stored  # every event, exactly once, in order
+    assert ended == {"runId": run_id, "status": "completed"}
+
+
+def test_last_event_id_at_the_end_waits_for_the_next_event(app, user_api, run_id):
+    _add(app, run_id, "one", "two")
+    with app.app_context():
+        last = db.session.scalar(db.select(db.func.max(AgentEvent.id)).where(AgentEvent.run_id == run_id))
+    frames = queue.Queue()
+
+    def reader():
+        client = ApiClient(app.test_client(), user_api.token)
+        response = client.get(f"{RUNS}/{run_id}/events/stream", headers={"Last-Event-ID": str(last)}, buffered=False)
+        frames.put(("status", response.status_code))
+        try:
+            for chunk in response.response:
+                for fields in _parse(chunk):
+                    frames.put(("frame", fields))
+                    if fields.get("event") == "end":
+                        return
+        finally:
+            response.close()
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    assert frames.get(timeout=10) == ("status", 200)
+    assert frames.get(timeout=10) == ("frame", {"retry": "3000"})
+    # Nothing to send and the run goes on: no frame, and certainly no `end`.
+    with pytest.raises(queue.Empty):
+        print(frames.get(timeout=1.5))
+    _add(app, run_id, "three")
+    kind, fields = frames.get(timeout=4)  # woken by the publish, well before the 5 s fallback read
+    assert kind == "frame" and fields.get("event") == "agent_event", fields
+    body = json.loads(fields["data"])
+    assert body["message"] == "three" and body["id"] > last
+    _add(app, run_id, finish="cancelled")
+    kind, fields = frames.get(timeout=10)
+    assert fields.get("event") == "agent_event" and json.loads(fields["data"])["eventType"] == "status_changed"
+    kind, fields = frames.get(timeout=10)
+    assert fields.get("event") == "end" and json.loads(fields["data"]) == {"runId": run_id, "status": "cancelled"}
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_last_event_id_past_every_stored_id_waits_too(app, user_api, run_id):
+    """An id beyond this run's last event (ids are global: another run's event) is not an error and
+    does not end the stream; it waits like any caught-up client."""
+    with app.app_context():
+        last = db.session.scalar(db.select(db.func.max(AgentEvent.id)))
+    frames = queue.Queue()
+
+    def reader():
+        client = ApiClient(app.test_client(), user_api.token)
+        response = client.get(f"{RUNS}/{run_id}/events/stream", query_string={"lastEventId": last + 1}, buffered=False)
+        frames.put(("status", response.status_code))
+        try:
+            for chunk in response.response:
+                for fields in _parse(chunk):
+                    frames.put(("frame", fields))
+                    if fields.get("event") == "end":
+                        return
+        finally:
+            response.close()
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    assert frames.get(timeout=10) == ("status", 200)
+    assert frames.get(timeout=10) == ("frame", {"retry": "3000"})
+    with pytest.raises(queue.Empty):
+        frames.get(timeout=1.0)
+    # The run ends: the status event (its id is past last + 1) and then `end`.
+    _add(app, run_id, "a", "b", finish="completed")
+    got = [frames.get(timeout=10)[1] for _ in range(2)]
+    assert all(f.get("event") in ("agent_event", "end") for f in got)
+    while got[-1].get("event") != "end":
+        got.append(frames.get(timeout=10)[1])
+    assert json.loads(got[-1]["data"]) == {"runId": run_id, "status": "completed"}
+    thread.join(10)

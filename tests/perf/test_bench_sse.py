@@ -1,0 +1,260 @@
+"""Benchmark: SSE delivery on the real server (run with -m perf -s).
+
+Starts gunicorn with one gevent worker on this test's database and Redis, opens STREAMS event streams
+on one run over raw sockets (one selector thread reads them all), then commits events one at a time
+and measures, at every client, commit→receipt latency: from just before the event's INSERT (flush)
++ COMMIT (whose after-commit hook publishes the wake-up) to the frame read off the socket. Next to it,
+a raw Redis pub/sub round trip measured in the same run, and the worker's RSS before/after opening
+the idle streams. Prints figures; asserts only that every client got every event.
+Issue goals: p50 ≤ 5 ms, p99 ≤ 25 ms, ≤ 100 KB per idle stream.
+"""
+import os
+import selectors
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+
+pytestmark = pytest.mark.perf
+STREAMS = int(os.environ.get("BENCH_SSE_STREAMS", 200))
+EVENTS = int(os.environ.get("BENCH_SSE_EVENTS", 50))
+REDIS_SAMPLES = 500
+REDIS_URL = os.environ.get("RUNNER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")  # as tests/conftest.py
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rss_kb(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _pct(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+@pytest.fixture
+def server(app, config, database_url, tmp_path):
+    port = _free_port()
+    env = dict(
+        os.environ,
+        RUNNER_DATABASE_URL=database_url,
+        RUNNER_REDIS_URL=REDIS_URL,
+        RUNNER_DATA_DIR=str(config.DATA_DIR),
+        RUNNER_SECRET_KEY=config.SECRET_KEY,
+        RUNNER_STREAMS_PER_USER="1000",
+        RUNNER_RATELIMIT_ENABLED="false",
+        RATELIMIT_ENABLED="false",
+        RUNNER_ENV="development",
+    )
+    log = open(tmp_path / "gunicorn.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1", "--no-control-socket",
+         "--worker-connections", "2000", "-b", f"127.0.0.1:{port}", "runner:create_app()"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1).read()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    raise AssertionError((tmp_path / "gunicorn.log").read_text()[-3000:])
+                time.sleep(0.1)
+        [worker] = _children(process.pid)
+        yield port, worker
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _make_run(app, email):
+    from runner import events
+    from runner.extensions import db
+    from runner.models import Project, Run, User
+
+    with app.app_context():
+        user = db.session.scalar(db.select(User).where(User.email == email))
+        project = Project(owner_id=user.id, name="p", repository_url="https://example.com/r.git", status="ready")
+        db.session.add(project)
+        db.session.flush()
+        run = Run(project_id=project.id, user_id=user.id, title="t", prompt="p", selected_agent="command")
+        db.session.add(run)
+        db.session.flush()
+        events.add(run.id, "status_changed", "created", data={"from": None, "to": "draft"})
+        db.session.commit()
+        return run.id
+
+
+def _open(port, token, run_id):
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(
+        f"GET /api/runs/{run_id}/events/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+        f"Accept: text/event-stream\r\n\r\n".encode()
+    )
+    data = b""
+    while b"retry: 3000" not in data:  # headers, then the first frame
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    assert data.startswith(b"HTTP/1.1 200"), data[:300]
+    sock.setblocking(False)
+    return sock
+
+
+class _Readers(threading.Thread):
+    """Reads every stream; records (event id -> receipt times) as frames arrive."""
+
+    def __init__(self, socks):
+        super().__init__(daemon=True)
+        self.selector = selectors.DefaultSelector()
+        for sock in socks:
+            self.selector.register(sock, selectors.EVENT_READ, data=bytearray())
+        self.received = {}  # id -> [perf_counter at receipt]
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            for key, _ in self.selector.select(timeout=0.1):
+                now = time.perf_counter()
+                try:
+                    chunk = key.fileobj.recv(65536)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    self.selector.unregister(key.fileobj)
+                    continue
+                buffer = key.data
+                buffer += chunk
+                while b"\n\n" in buffer:
+                    block, _, rest = bytes(buffer).partition(b"\n\n")
+                    buffer[:] = rest
+                    # chunked transfer framing may sit in front of the frame: look for the id line
+                    for line in block.split(b"\n"):
+                        if line.startswith(b"id: "):
+                            with self.lock:
+                                self.received.setdefault(int(line[4:]), []).append(now)
+
+
+def _redis_round_trips(n):
+    import redis
+
+    connection = redis.Redis.from_url(REDIS_URL)
+    pubsub = connection.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe("bench:rt")
+    while pubsub.get_message(timeout=0.1) is not None:
+        pass
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        connection.publish("bench:rt", "1")
+        message = None
+        while message is None:
+            message = pubsub.get_message(timeout=1)
+        times.append((time.perf_counter() - start) * 1000)
+    pubsub.close()
+    connection.close()
+    return times
+
+
+def test_sse_latency_and_memory_with_many_streams(app, user_api, server, database_url):
+    from runner import events
+    from runner.extensions import db
+
+    port, worker = server
+    run_id = _make_run(app, user_api.email)
+    token = user_api.token
+
+    # Warm the worker (imports, pools) with one stream, then let it go.
+    warm = _open(port, token, run_id)
+    time.sleep(0.3)
+    warm.close()
+    time.sleep(0.5)
+    rss_before = _rss_kb(worker)
+    opened_at = time.perf_counter()
+    socks = [_open(port, token, run_id) for _ in range(STREAMS)]
+    open_seconds = time.perf_counter() - opened_at
+    readers = _Readers(socks)
+    readers.start()
+    time.sleep(2)  # every stream has replayed the one stored event and is waiting
+    rss_after = _rss_kb(worker)
+
+    latencies, after_commit, commit_ms, slowest_client = [], [], [], []
+    missing = 0
+    with app.app_context():
+        for n in range(EVENTS):
+            start = time.perf_counter()
+            event = events.add(run_id, "log", f"bench {n}")
+            db.session.flush()
+            event_id = event.id
+            before_commit = time.perf_counter()
+            db.session.commit()
+            committed = time.perf_counter()
+            commit_ms.append((committed - start) * 1000)
+            deadline = time.monotonic() + 10
+            while True:
+                with readers.lock:
+                    got = list(readers.received.get(event_id, ()))
+                if len(got) >= STREAMS or time.monotonic() > deadline:
+                    break
+                time.sleep(0.0005)
+            missing += STREAMS - len(got)
+            latencies += [(t - start) * 1000 for t in got]
+            after_commit += [(t - committed) * 1000 for t in got]
+            if got:
+                slowest_client.append((max(got) - start) * 1000)
+            del before_commit
+            time.sleep(0.05)  # let the worker settle: one event at a time
+    readers.stop.set()
+    readers.join(5)
+    for sock in socks:
+        sock.close()
+
+    redis_rt = _redis_round_trips(REDIS_SAMPLES)
+    backend = database_url.split(":", 1)[0].split("+")[0]
+    per_stream_kb = (rss_after - rss_before) / STREAMS
+    print(f"\n[{backend}] SSE on gunicorn -k gevent -w 1: {STREAMS} streams on one run, {EVENTS} events committed one at a time")
+    print(f"  opening {STREAMS} streams: {open_seconds:.2f} s ({open_seconds / STREAMS * 1000:.1f} ms each)")
+    print(f"  commit→receipt (flush+commit+publish → frame read), all clients: "
+          f"p50 {_pct(latencies, 50):.2f} ms  p90 {_pct(latencies, 90):.2f} ms  p99 {_pct(latencies, 99):.2f} ms  "
+          f"max {max(latencies):.2f} ms  (n={len(latencies)}, missing {missing})")
+    print(f"  after commit() returned → receipt: p50 {_pct(after_commit, 50):.2f} ms  p99 {_pct(after_commit, 99):.2f} ms")
+    print(f"  the event's flush+commit itself: median {statistics.median(commit_ms):.2f} ms")
+    print(f"  last of {STREAMS} clients per event: median {statistics.median(slowest_client):.2f} ms  max {max(slowest_client):.2f} ms")
+    print(f"  raw Redis pub/sub round trip (publish → get_message, same run): "
+          f"p50 {_pct(redis_rt, 50):.3f} ms  p99 {_pct(redis_rt, 99):.3f} ms")
+    print(f"  worker RSS: {rss_before} KB idle → {rss_after} KB with {STREAMS} idle streams: "
+          f"{per_stream_kb:.1f} KB per stream")
+    print("  goals: p50 ≤ 5 ms, p99 ≤ 25 ms, ≤ 100 KB per stream")
+    assert missing == 0
