@@ -74,3 +74,55 @@ def worker_env(config):
         "RUNNER_DATA_DIR": config.DATA_DIR,
         "RUNNER_SECRET_KEY": config.SECRET_KEY,
     }
+
+
+def bare_run(app, email):
+    """A draft run (with its first event) on a project row of the user `email`: enough to stream
+    events, no repository needed. Returns the run id."""
+    from runner import events
+    from runner.extensions import db
+    from runner.models import Project, Run, User
+
+    with app.app_context():
+        user = db.session.scalar(db.select(User).where(User.email == email))
+        project = Project(owner_id=user.id, name="p", repository_url="https://example.com/r.git", status="ready")
+        db.session.add(project)
+        db.session.flush()
+        run = Run(project_id=project.id, user_id=user.id, title="t", prompt="p", selected_agent="command")
+        db.session.add(run)
+        db.session.flush()
+        events.add(run.id, "status_changed", "created", data={"from": None, "to": "draft"})
+        db.session.commit()
+        return run.id
+
+
+def add_events(app, run_id, *messages, finish=None):
+    """Commit `log` events with `messages`; with `finish`, end the run in that status too."""
+    from runner import events, states
+    from runner.extensions import db
+    from runner.models import Run
+
+    with app.app_context():
+        for message in messages:
+            events.add(run_id, "log", message)
+        if finish:
+            previous = db.session.scalar(db.select(Run.status).where(Run.id == run_id))
+            states.transition(Run, run_id, states.Action(states.RUN_STATUSES, finish))
+            events.status_changed(run_id, previous, finish)
+        db.session.commit()
+
+
+def sse_frames(chunks):
+    """Split streamed SSE text (str/bytes chunks) into frames: dicts of field -> value (comments
+    under ':')."""
+    text = "".join(chunk.decode() if isinstance(chunk, bytes) else chunk for chunk in chunks)
+    frames = []
+    for block in text.split("\n\n"):
+        if not block:
+            continue
+        fields = {}
+        for line in block.split("\n"):
+            name, _, value = line.partition(":")
+            fields[name or ":"] = value.lstrip(" ")
+        frames.append(fields)
+    return frames

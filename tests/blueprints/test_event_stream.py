@@ -6,59 +6,20 @@ import time
 
 import pytest
 
-from helpers import ApiClient, assert_problem
-from runner import events, states
-from runner.extensions import db
-from runner.models import Project, Run
+from helpers import ApiClient, add_events, assert_problem, bare_run, sse_frames
 
 RUNS = "/api/runs"
 
 
 @pytest.fixture
 def run_id(app, user_api):
-    """A draft run on a project row (no repository is needed to stream events)."""
-    from runner.models import User
-
-    with app.app_context():
-        user = db.session.scalar(db.select(User).where(User.email == user_api.email))
-        project = Project(owner_id=user.id, name="p", repository_url="https://example.com/r.git", status="ready")
-        db.session.add(project)
-        db.session.flush()
-        run = Run(project_id=project.id, user_id=user.id, title="t", prompt="p", selected_agent="command")
-        db.session.add(run)
-        db.session.flush()
-        events.add(run.id, "status_changed", "created", data={"from": None, "to": "draft"})
-        db.session.commit()
-        return run.id
+    return bare_run(app, user_api.email)
 
 
-def _add(app, run_id, *messages, finish=None):
-    with app.app_context():
-        for message in messages:
-            events.add(run_id, "log", message)
-        if finish:
-            states.transition(Run, run_id, states.Action(states.RUN_STATUSES, finish))
-            events.status_changed(run_id, "running", finish)
-        db.session.commit()
-
-
-def _frames(chunks):
-    """Split streamed text into SSE frames: dicts of field -> value (comments under ':')."""
-    text = "".join(chunk.decode() if isinstance(chunk, bytes) else chunk for chunk in chunks)
-    frames = []
-    for block in text.split("\n\n"):
-        if not block:
-            continue
-        fields = {}
-        for line in block.split("\n"):
-            name, _, value = line.partition(":")
-            fields[name or ":"] = value.lstrip(" ")
-        frames.append(fields)
-    return frames
 
 
 def test_a_finished_run_replays_every_event_then_ends(app, user_api, run_id):
-    _add(app, run_id, "one", "two", finish="completed")
+    add_events(app, run_id, "one", "two", finish="completed")
     response = user_api.get(f"{RUNS}/{run_id}/events/stream")
     assert response.status_code == 200
     assert response.mimetype == "text/event-stream"
@@ -66,9 +27,9 @@ def test_a_finished_run_replays_every_event_then_ends(app, user_api, run_id):
     assert response.headers["X-Accel-Buffering"] == "no"
     raw = response.get_data(as_text=True)
     assert raw.startswith("retry: 3000\n\n")
-    frames = _frames([raw])
+    frames = sse_frames([raw])
     agent_events = [f for f in frames if f.get("event") == "agent_event"]
-    assert [json.loads(f["data"])["message"] for f in agent_events] == ["created", "one", "two", "running → completed"]
+    assert [json.loads(f["data"])["message"] for f in agent_events] == ["created", "one", "two", "draft → completed"]
     for fields in agent_events:
         body = json.loads(fields["data"])
         assert fields["id"] == str(body["id"]) and body["runId"] == run_id and "eventType" in body
@@ -81,15 +42,15 @@ def test_a_finished_run_replays_every_event_then_ends(app, user_api, run_id):
 
 
 def test_last_event_id_resumes_after_that_event(app, user_api, run_id):
-    _add(app, run_id, "one", "two", "three", finish="failed")
-    everything = [f for f in _frames([user_api.get(f"{RUNS}/{run_id}/events/stream").get_data()]) if "id" in f]
+    add_events(app, run_id, "one", "two", "three", finish="failed")
+    everything = [f for f in sse_frames([user_api.get(f"{RUNS}/{run_id}/events/stream").get_data()]) if "id" in f]
     cut = everything[1]["id"]
     # Each stream is read to its end before the next request (a streamed test response keeps its
     # request context until then).
     by_header = user_api.get(f"{RUNS}/{run_id}/events/stream", headers={"Last-Event-ID": cut}).get_data()
     by_query = user_api.get(f"{RUNS}/{run_id}/events/stream", query_string={"lastEventId": cut}).get_data()
     for raw in (by_header, by_query):
-        ids = [f["id"] for f in _frames([raw]) if "id" in f]
+        ids = [f["id"] for f in sse_frames([raw]) if "id" in f]
         assert ids == [f["id"] for f in everything[2:]]
     assert "Last-Event-ID" in assert_problem(
         user_api.get(f"{RUNS}/{run_id}/events/stream", headers={"Last-Event-ID": "abc"}), 422
@@ -104,9 +65,9 @@ def test_new_events_arrive_live_and_the_stream_ends_with_the_run(app, user_api, 
 
     def later():
         time.sleep(0.5)
-        _add(app, run_id, "live one")
+        add_events(app, run_id, "live one")
         time.sleep(0.5)
-        _add(app, run_id, "live two", finish="completed")
+        add_events(app, run_id, "live two", finish="completed")
 
     writer = threading.Thread(target=later)
     started = time.monotonic()
@@ -117,8 +78,8 @@ def test_new_events_arrive_live_and_the_stream_ends_with_the_run(app, user_api, 
             break
     writer.join()
     response.close()
-    messages = [json.loads(f["data"])["message"] for f in _frames(received) if f.get("event") == "agent_event"]
-    assert messages[-3:] == ["live one", "live two", "running → completed"]
+    messages = [json.loads(f["data"])["message"] for f in sse_frames(received) if f.get("event") == "agent_event"]
+    assert messages[-3:] == ["live one", "live two", "draft → completed"]
     # Delivered by the Redis wake-up, well before the 5 s fallback read would have found them.
     assert time.monotonic() - started < 4
 
@@ -162,7 +123,7 @@ def test_a_fifth_concurrent_stream_is_a_429(app, user_api, run_id):
 
 
 def test_a_stream_token_opens_streams_only(app, user_api, anon, run_id):
-    _add(app, run_id, finish="completed")
+    add_events(app, run_id, finish="completed")
     issued = user_api.post("/api/auth/stream-token")
     assert issued.status_code == 201
     token = issued.get_json()["streamToken"]

@@ -9,40 +9,18 @@ import time
 
 import pytest
 
-from helpers import ApiClient
-from runner import events, states
+from helpers import ApiClient, add_events, bare_run
 from runner.extensions import db
-from runner.models import AgentEvent, Project, Run
+from runner.models import AgentEvent
 
 RUNS = "/api/runs"
 
 
 @pytest.fixture
 def run_id(app, user_api):
-    """A draft run on a project row (no repository is needed to stream events)."""
-    from runner.models import User
-
-    with app.app_context():
-        user = db.session.scalar(db.select(User).where(User.email == user_api.email))
-        project = Project(owner_id=user.id, name="p", repository_url="https://example.com/r.git", status="ready")
-        db.session.add(project)
-        db.session.flush()
-        run = Run(project_id=project.id, user_id=user.id, title="t", prompt="p", selected_agent="command")
-        db.session.add(run)
-        db.session.flush()
-        events.add(run.id, "status_changed", "created", data={"from": None, "to": "draft"})
-        db.session.commit()
-        return run.id
+    return bare_run(app, user_api.email)
 
 
-def _add(app, run_id, *messages, finish=None):
-    with app.app_context():
-        for message in messages:
-            events.add(run_id, "log", message)
-        if finish:
-            states.transition(Run, run_id, states.Action(states.RUN_STATUSES, finish))
-            events.status_changed(run_id, "draft", finish)
-        db.session.commit()
 
 
 def _parse(chunk):
@@ -110,9 +88,9 @@ def test_a_client_dropped_at_random_points_gets_every_event_once_in_order(app, u
         for n in range(total):
             # Sometimes one event, sometimes a burst committed together.
             burst = [f"event {n}"] if n % 7 else [f"event {n}", f"event {n} bis"]
-            _add(app, run_id, *burst)
+            add_events(app, run_id, *burst)
             time.sleep(rng.choice((0, 0.001, 0.005, 0.01)))
-        _add(app, run_id, "last words", finish="completed")
+        add_events(app, run_id, "last words", finish="completed")
 
     writer = threading.Thread(target=producer, daemon=True)
     writer.start()
@@ -148,7 +126,7 @@ def test_a_client_dropped_at_random_points_gets_every_event_once_in_order(app, u
 
 
 def test_last_event_id_at_the_end_waits_for_the_next_event(app, user_api, run_id):
-    _add(app, run_id, "one", "two")
+    add_events(app, run_id, "one", "two")
     with app.app_context():
         last = db.session.scalar(db.select(db.func.max(AgentEvent.id)).where(AgentEvent.run_id == run_id))
     frames = queue.Queue()
@@ -173,12 +151,12 @@ def test_last_event_id_at_the_end_waits_for_the_next_event(app, user_api, run_id
     # Nothing to send and the run goes on: no frame, and certainly no `end`.
     with pytest.raises(queue.Empty):
         print(frames.get(timeout=1.5))
-    _add(app, run_id, "three")
+    add_events(app, run_id, "three")
     kind, fields = frames.get(timeout=4)  # woken by the publish, well before the 5 s fallback read
     assert kind == "frame" and fields.get("event") == "agent_event", fields
     body = json.loads(fields["data"])
     assert body["message"] == "three" and body["id"] > last
-    _add(app, run_id, finish="cancelled")
+    add_events(app, run_id, finish="cancelled")
     kind, fields = frames.get(timeout=10)
     assert fields.get("event") == "agent_event" and json.loads(fields["data"])["eventType"] == "status_changed"
     kind, fields = frames.get(timeout=10)
@@ -214,7 +192,7 @@ def test_last_event_id_past_every_stored_id_waits_too(app, user_api, run_id):
     with pytest.raises(queue.Empty):
         frames.get(timeout=1.0)
     # The run ends: the status event (its id is past last + 1) and then `end`.
-    _add(app, run_id, "a", "b", finish="completed")
+    add_events(app, run_id, "a", "b", finish="completed")
     got = [frames.get(timeout=10)[1] for _ in range(2)]
     assert all(f.get("event") in ("agent_event", "end") for f in got)
     while got[-1].get("event") != "end":

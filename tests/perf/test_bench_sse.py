@@ -20,6 +20,8 @@ import urllib.request
 
 import pytest
 
+from helpers import bare_run
+
 pytestmark = pytest.mark.perf
 STREAMS = int(os.environ.get("BENCH_SSE_STREAMS", 200))
 EVENTS = int(os.environ.get("BENCH_SSE_EVENTS", 50))
@@ -95,24 +97,6 @@ def server(app, config, database_url, tmp_path):
             process.kill()
             process.wait()
         log.close()
-
-
-def _make_run(app, email):
-    from runner import events
-    from runner.extensions import db
-    from runner.models import Project, Run, User
-
-    with app.app_context():
-        user = db.session.scalar(db.select(User).where(User.email == email))
-        project = Project(owner_id=user.id, name="p", repository_url="https://example.com/r.git", status="ready")
-        db.session.add(project)
-        db.session.flush()
-        run = Run(project_id=project.id, user_id=user.id, title="t", prompt="p", selected_agent="command")
-        db.session.add(run)
-        db.session.flush()
-        events.add(run.id, "status_changed", "created", data={"from": None, "to": "draft"})
-        db.session.commit()
-        return run.id
 
 
 def _open(port, token, run_id):
@@ -193,7 +177,7 @@ def test_sse_latency_and_memory_with_many_streams(app, user_api, server, databas
     from runner.extensions import db
 
     port, worker = server
-    run_id = _make_run(app, user_api.email)
+    run_id = bare_run(app, user_api.email)
     token = user_api.token
 
     # Warm the worker (imports, pools) with one stream, then let it go.
