@@ -75,6 +75,8 @@ def execute_run(run_id):
         worktree = worktree_path(run)
         with projects.repository_lock(project.id):
             worktree.parent.mkdir(parents=True, exist_ok=True)
+            # Metadata of worktrees a crash left behind would block their paths and branches.
+            worktrees.prune_worktrees(projects.repo_dir(project.id))
             worktrees.create_worktree(projects.repo_dir(project.id), worktree, branch, project.default_branch)
         if not _step(run, "running", branch=branch, started_at=utcnow()):
             return
