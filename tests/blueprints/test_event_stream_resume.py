@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from helpers import ApiClient, add_events, bare_run
+from helpers import ApiClient, add_events, bare_run, sse_frames
 from runner.extensions import db
 from runner.models import AgentEvent
 
@@ -20,22 +20,6 @@ RUNS = "/api/runs"
 def run_id(app, user_api):
     return bare_run(app, user_api.email)
 
-
-
-
-def _parse(chunk):
-    """The frames of one streamed chunk: dicts of field -> value (comments under ':')."""
-    text = chunk.decode() if isinstance(chunk, bytes) else chunk
-    frames = []
-    for block in text.split("\n\n"):
-        if not block:
-            continue
-        fields = {}
-        for line in block.split("\n"):
-            name, _, value = line.partition(":")
-            fields[name or ":"] = value.lstrip(" ")
-        frames.append(fields)
-    return frames
 
 
 class _Connection(threading.Thread):
@@ -63,7 +47,7 @@ class _Connection(threading.Thread):
                 return
             try:
                 for chunk in response.response:
-                    for fields in _parse(chunk):
+                    for fields in sse_frames([chunk]):
                         if fields.get("event") == "agent_event":
                             body = json.loads(fields["data"])
                             assert fields["id"] == str(body["id"])
@@ -137,7 +121,7 @@ def test_last_event_id_at_the_end_waits_for_the_next_event(app, user_api, run_id
         frames.put(("status", response.status_code))
         try:
             for chunk in response.response:
-                for fields in _parse(chunk):
+                for fields in sse_frames([chunk]):
                     frames.put(("frame", fields))
                     if fields.get("event") == "end":
                         return
@@ -178,7 +162,7 @@ def test_last_event_id_past_every_stored_id_waits_too(app, user_api, run_id):
         frames.put(("status", response.status_code))
         try:
             for chunk in response.response:
-                for fields in _parse(chunk):
+                for fields in sse_frames([chunk]):
                     frames.put(("frame", fields))
                     if fields.get("event") == "end":
                         return
