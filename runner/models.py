@@ -182,6 +182,8 @@ class Run(TimestampMixin, db.Model):
     """One agent run on a project: a prompt, an agent, and a branch of its own per attempt."""
 
     __tablename__ = "runs"
+    # Never reuse a run id on SQLite: a worker still finishing a deleted run must not touch a new one.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(
@@ -208,7 +210,8 @@ class AgentEvent(db.Model):
     """One step of a run, in order; its id is global and monotonic, and is the SSE event id."""
 
     __tablename__ = "agent_events"
-    __table_args__ = (sa.Index("ix_agent_events_run_id_id", "run_id", "id"),)
+    # SQLite would otherwise reuse the ids of deleted rows: event ids are SSE ids and must only grow.
+    __table_args__ = (sa.Index("ix_agent_events_run_id_id", "run_id", "id"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
     run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False)
