@@ -64,22 +64,64 @@ def _snapshot(run, project, kind, worktree):
     return snapshot
 
 
+def _claim_slot(run, branch):
+    """`queued → running` if fewer than runs.maxConcurrent runs are running or paused: True; False
+    if the run moved on meanwhile; None when every slot is taken. The count and the step happen
+    under one Redis lock, so two workers cannot both take the last slot."""
+    from runner.extensions import redis_client
+
+    with redis_client.connection.lock("runner:run-slots", timeout=30, blocking_timeout=30):
+        active = db.session.scalar(
+            db.select(db.func.count()).select_from(Run).where(Run.status.in_(("running", "paused")))
+        )
+        if active >= settings.get("runs.maxConcurrent"):
+            db.session.rollback()
+            return None
+        return _step(run, "running", branch=branch, started_at=utcnow())
+
+
+def _wait_for_slot(run):
+    """Try again shortly: the job is scheduled anew (the worker's scheduler queues it when due)."""
+    import datetime as dt
+    import uuid
+
+    from runner import queue
+
+    delay = current_app.config["RUN_SLOT_RETRY_SECONDS"]
+    job_id = f"run-{run.id}-{run.attempt}-{uuid.uuid4().hex[:8]}"
+    queue.get_queue("runs").enqueue_in(
+        dt.timedelta(seconds=delay), execute_run, run.id, job_id=job_id,
+        job_timeout=int(settings.get("runs.timeoutSeconds")) + 300,
+    )
+    limit = settings.get("runs.maxConcurrent")
+    db.session.execute(
+        db.update(Run)
+        .where(Run.id == run.id, Run.status == "queued")
+        .values(job_id=job_id, status_detail=f"waiting for a free slot (runs.maxConcurrent = {limit})")
+    )
+    db.session.commit()
+
+
 def execute_run(run_id):
     run = db.session.get(Run, run_id)
     if run is None or run.status != "queued":
         return  # cancelled (or otherwise moved on) while queued
     project = db.session.get(Project, run.project_id)
+    branch = worktrees.run_branch(run.id, run.attempt)
+    claimed = _claim_slot(run, branch)
+    if claimed is None:
+        _wait_for_slot(run)
+        return
+    if not claimed:
+        return  # cancelled meanwhile
     runs.beat(run.id)
     try:
-        branch = worktrees.run_branch(run.id, run.attempt)
         worktree = worktree_path(run)
         with projects.repository_lock(project.id):
             worktree.parent.mkdir(parents=True, exist_ok=True)
             # Metadata of worktrees a crash left behind would block their paths and branches.
             worktrees.prune_worktrees(projects.repo_dir(project.id))
             worktrees.create_worktree(projects.repo_dir(project.id), worktree, branch, project.default_branch)
-        if not _step(run, "running", branch=branch, started_at=utcnow()):
-            return
         base = _snapshot(run, project, "pre_run", worktree)
         status, summary = _run_agent(run, worktree, base.commit_sha)
         runs.beat(run.id)

@@ -68,6 +68,8 @@ class Config:
 
         # Clone and fetch give up after this long; a job's hard limit is a little longer.
         self.GIT_TIMEOUT_SECONDS = env_int("GIT_TIMEOUT_SECONDS", 600)
+        # A run finding every runs.maxConcurrent slot taken tries again after this long.
+        self.RUN_SLOT_RETRY_SECONDS = env_int("RUN_SLOT_RETRY_SECONDS", 5)
         # How long an API request waits for a repository another operation holds.
         self.REPOSITORY_LOCK_WAIT_SECONDS = env_int("REPOSITORY_LOCK_WAIT_SECONDS", 10)
 

@@ -132,7 +132,8 @@ def run_jobs(app):
 
     def run():
         with app.app_context():
-            queue.make_worker(list(queue.QUEUES), fork=False).work(burst=True)
+            # with_scheduler: jobs scheduled for later (a run waiting for a slot) are queued once due.
+            queue.make_worker(list(queue.QUEUES), fork=False).work(burst=True, with_scheduler=True)
 
     return run
 

@@ -318,3 +318,27 @@ def test_a_run_whose_worker_is_killed_is_reaped_failed_and_can_be_retried(app, c
     # The orphaned agent was stopped.
     wait_for(lambda: not _alive(agent["pgid"]))
     assert user_api.post(f"{RUNS}/{run['id']}/retry").status_code == 202
+
+
+def test_runs_beyond_max_concurrent_wait_for_a_free_slot(app, admin_api, user_api, project, command_agent, run_jobs):
+    from runner.extensions import db
+    from runner.models import Run
+
+    assert admin_api.put("/api/settings/server-params", json={"runs.maxConcurrent": 1}).status_code == 200
+    app.config["RUN_SLOT_RETRY_SECONDS"] = 1
+    busy = _draft(user_api, project, prompt="already running elsewhere")
+    with app.app_context():  # another worker holds the only slot
+        db.session.execute(db.update(Run).where(Run.id == busy["id"]).values(status="running"))
+        db.session.commit()
+    run = _draft(user_api, project)
+    user_api.post(f"{RUNS}/{run['id']}/start")
+    run_jobs()
+    waiting = user_api.get(f"{RUNS}/{run['id']}").get_json()
+    assert waiting["status"] == "queued" and "waiting for a free slot" in waiting["statusDetail"]
+
+    with app.app_context():  # the slot frees up
+        db.session.execute(db.update(Run).where(Run.id == busy["id"]).values(status="completed"))
+        db.session.commit()
+    time.sleep(1.2)  # the retry is due
+    run_jobs()
+    assert user_api.get(f"{RUNS}/{run['id']}").get_json()["status"] == "completed"
