@@ -109,15 +109,13 @@ def test_a_client_dropped_at_random_points_gets_every_event_once_in_order(app, u
     assert ended == {"runId": run_id, "status": "completed"}
 
 
-def test_last_event_id_at_the_end_waits_for_the_next_event(app, user_api, run_id):
-    add_events(app, run_id, "one", "two")
-    with app.app_context():
-        last = db.session.scalar(db.select(db.func.max(AgentEvent.id)).where(AgentEvent.run_id == run_id))
+def _read_in_background(app, token, run_id, **request):
+    """Open the run's stream in a thread of its own; its status and frames arrive on a queue."""
     frames = queue.Queue()
 
     def reader():
-        client = ApiClient(app.test_client(), user_api.token)
-        response = client.get(f"{RUNS}/{run_id}/events/stream", headers={"Last-Event-ID": str(last)}, buffered=False)
+        client = ApiClient(app.test_client(), token)
+        response = client.get(f"{RUNS}/{run_id}/events/stream", buffered=False, **request)
         frames.put(("status", response.status_code))
         try:
             for chunk in response.response:
@@ -130,11 +128,19 @@ def test_last_event_id_at_the_end_waits_for_the_next_event(app, user_api, run_id
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
+    return frames, thread
+
+
+def test_last_event_id_at_the_end_waits_for_the_next_event(app, user_api, run_id):
+    add_events(app, run_id, "one", "two")
+    with app.app_context():
+        last = db.session.scalar(db.select(db.func.max(AgentEvent.id)).where(AgentEvent.run_id == run_id))
+    frames, thread = _read_in_background(app, user_api.token, run_id, headers={"Last-Event-ID": str(last)})
     assert frames.get(timeout=10) == ("status", 200)
     assert frames.get(timeout=10) == ("frame", {"retry": "3000"})
     # Nothing to send and the run goes on: no frame, and certainly no `end`.
     with pytest.raises(queue.Empty):
-        print(frames.get(timeout=1.5))
+        frames.get(timeout=1.5)
     add_events(app, run_id, "three")
     kind, fields = frames.get(timeout=4)  # woken by the publish, well before the 5 s fallback read
     assert kind == "frame" and fields.get("event") == "agent_event", fields
@@ -154,23 +160,7 @@ def test_last_event_id_past_every_stored_id_waits_too(app, user_api, run_id):
     does not end the stream; it waits like any caught-up client."""
     with app.app_context():
         last = db.session.scalar(db.select(db.func.max(AgentEvent.id)))
-    frames = queue.Queue()
-
-    def reader():
-        client = ApiClient(app.test_client(), user_api.token)
-        response = client.get(f"{RUNS}/{run_id}/events/stream", query_string={"lastEventId": last + 1}, buffered=False)
-        frames.put(("status", response.status_code))
-        try:
-            for chunk in response.response:
-                for fields in sse_frames([chunk]):
-                    frames.put(("frame", fields))
-                    if fields.get("event") == "end":
-                        return
-        finally:
-            response.close()
-
-    thread = threading.Thread(target=reader, daemon=True)
-    thread.start()
+    frames, thread = _read_in_background(app, user_api.token, run_id, query_string={"lastEventId": last + 1})
     assert frames.get(timeout=10) == ("status", 200)
     assert frames.get(timeout=10) == ("frame", {"retry": "3000"})
     with pytest.raises(queue.Empty):
