@@ -202,6 +202,10 @@ class Run(TimestampMixin, db.Model):
     branch: Mapped[str | None] = mapped_column(sa.String(255))
     job_id: Mapped[str | None] = mapped_column(sa.String(128))
     review_status: Mapped[str | None] = mapped_column(sa.String(16))
+    # The last commit Runner made on the run's branch, and the last sha pushed to the remote.
+    commit_sha: Mapped[str | None] = mapped_column(sa.String(64))
+    pushed_sha: Mapped[str | None] = mapped_column(sa.String(64))
+    pushed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
@@ -259,3 +263,36 @@ class CommandExecution(db.Model):
     stderr_path: Mapped[str | None] = mapped_column(sa.String(1024))
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class RunReview(db.Model):
+    """One review of a completed run; the run's review_status is the latest one's decision."""
+
+    __tablename__ = "run_reviews"
+    __table_args__ = (sa.Index("ix_run_reviews_run_id_id", "run_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False)
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    decision: Mapped[str] = mapped_column(sa.String(16), nullable=False)  # approved | rejected
+    notes: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class Notification(TimestampMixin, db.Model):
+    """One APNs push of a run's news to one device: what was sent and what Apple answered."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (sa.Index("ix_notifications_run_id_device_id", "run_id", "device_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False)
+    device_id: Mapped[int | None] = mapped_column(sa.ForeignKey("devices.id", ondelete="SET NULL"), index=True)
+    # The run status the push announces (completed, failed, cancelled).
+    run_status: Mapped[str] = mapped_column(sa.String(16), nullable=False)
+    # pending → sent | failed | device_disabled (or retrying while RQ retries it).
+    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default="pending")
+    apns_id: Mapped[str | None] = mapped_column(sa.String(64))
+    http_status: Mapped[int | None] = mapped_column(sa.Integer)
+    reason: Mapped[str | None] = mapped_column(sa.String(200))
+    attempts: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
