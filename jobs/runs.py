@@ -205,34 +205,32 @@ def _read_stdout(process, adapter, output):
 
 
 class _Recorder:
-    """Stages the agent's events and commits them in batches: every FLUSH_EVENTS events or
-    FLUSH_SECONDS after the first uncommitted one, whichever comes first. Ids follow the order of
-    `add`. Commands become command_executions in the same transaction; file events mark the run's
-    workspace_files for a refresh, at most every FILES_REFRESH_SECONDS and once more at the end."""
+    """Collects the agent's events and inserts them in batches, one multi-row INSERT and commit
+    every FLUSH_EVENTS events or FLUSH_SECONDS after the first pending one, whichever comes first.
+    Ids follow the order of `add`. Commands become command_executions in the same transaction;
+    file events mark the run's workspace_files for a refresh, at most every FILES_REFRESH_SECONDS
+    and once more at the end."""
 
     def __init__(self, run_id, worktree, base_sha):
         self.run_id, self.worktree, self.base_sha = run_id, worktree, base_sha
         self.seen = []
-        self.pending = 0
+        self.batch = []  # events not yet inserted
         self.pending_since = None
         self.files_dirty = False
         self.files_refreshed_at = float("-inf")
 
     def add(self, produced):
         for item in produced:
-            events.add(
-                self.run_id, item["event_type"], item["message"], severity=item["severity"], path=item["path"], data=item["data"]
-            )
+            self.batch.append(item)
             if item["event_type"] in ("command_started", "command_finished"):
                 telemetry.record_command(self.run_id, item)
             # A finished command may have changed files as much as an edit tool.
             if item["event_type"] in ("file_created", "file_updated", "file_deleted", "command_finished"):
                 self.files_dirty = True
-            self.pending += 1
             if self.pending_since is None:
                 self.pending_since = time.monotonic()
         self.seen.extend(produced)
-        if self.pending >= FLUSH_EVENTS or self.wait_seconds() == 0:
+        if len(self.batch) >= FLUSH_EVENTS or self.wait_seconds() == 0:
             self.flush()
 
     def wait_seconds(self):
@@ -247,9 +245,10 @@ class _Recorder:
         return max(0.0, min(deadlines) - time.monotonic())
 
     def flush(self, final=False):
-        if self.pending:
+        if self.batch:
+            events.add_many(self.run_id, self.batch)
             db.session.commit()
-        self.pending, self.pending_since = 0, None
+        self.batch, self.pending_since = [], None
         now = time.monotonic()
         if self.files_dirty and (final or now - self.files_refreshed_at >= FILES_REFRESH_SECONDS):
             self.files_dirty, self.files_refreshed_at = False, now

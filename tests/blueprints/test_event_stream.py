@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from helpers import ApiClient, add_events, assert_problem, bare_run, sse_frames
+from helpers import ApiClient, add_events, assert_problem, bare_run, sse_frames, wait_for
 
 RUNS = "/api/runs"
 
@@ -142,3 +142,48 @@ def test_other_users_streams_are_404(user_api, make_user, login, run_id):
     _, email = make_user()
     assert_problem(login(email).get(f"{RUNS}/{run_id}/events/stream"), 404)
     assert_problem(ApiClient(user_api.client).get(f"{RUNS}/{run_id}/events/stream"), 401)
+
+
+def test_streams_behind_the_hubs_buffer_catch_up_from_the_database(app, user_api, run_id):
+    """One reader per run feeds every stream of it in the process and keeps the last BUFFER frames;
+    a stream that falls further behind reads the missing events from the database, once each."""
+    hub = app.extensions["runner-event-hub"]
+    hub.BUFFER = 8  # trims once it holds more than 10 frames
+    go_on = threading.Event()
+    results = {}
+
+    def watch(name, pause):
+        # A streamed test response keeps its contexts on its thread: a client and thread per stream.
+        client = ApiClient(app.test_client(), user_api.token)
+        response = client.get(f"{RUNS}/{run_id}/events/stream", buffered=False)
+        received = []
+        for chunk in response.response:
+            received.append(chunk)
+            if pause:
+                pause = False
+                go_on.wait(30)  # fall behind while the others go on
+            if (b"event: end" if isinstance(chunk, bytes) else "event: end") in chunk:
+                break
+        response.close()
+        results[name] = sse_frames(received)
+
+    watchers = [threading.Thread(target=watch, args=(name, name == "slow")) for name in ("fast", "slow")]
+    for watcher in watchers:
+        watcher.start()
+    wait_for(lambda: run_id in hub.feeds and hub.feeds[run_id].streams == 2)
+    feed = hub.feeds[run_id]  # one feed for both streams
+    messages = [f"event {n}" for n in range(40)]
+    for start in range(0, 40, 5):  # several publishes: the hub trims as it goes
+        add_events(app, run_id, *messages[start:start + 5])
+    add_events(app, run_id, finish="completed")
+    wait_for(lambda: "fast" in results)
+    assert feed.floor > 0  # trimmed: the slow stream is behind what the feed holds
+    go_on.set()
+    for watcher in watchers:
+        watcher.join(30)
+    for name in ("fast", "slow"):
+        bodies = [json.loads(f["data"]) for f in results[name] if f.get("event") == "agent_event"]
+        assert [b["message"] for b in bodies] == ["created", *messages, "draft → completed"], name
+        assert [b["id"] for b in bodies] == sorted({b["id"] for b in bodies}), name  # in order, once each
+        assert json.loads(results[name][-1]["data"])["status"] == "completed"
+    wait_for(lambda: run_id not in hub.feeds)  # the last stream gone, the feed is dropped
