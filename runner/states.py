@@ -45,6 +45,8 @@ RUN_ACTIONS = {
     "resume": Action(("paused",), "running"),
     "cancel": Action(("draft", "queued", "running", "paused"), "cancelled"),
     "retry": Action(("failed", "cancelled"), "queued"),
+    # Approve or reject: the status stays; only a completed run has something to review.
+    "review": Action(("completed",), None),
 }
 
 # Steps the run job takes.
@@ -67,6 +69,7 @@ _ADJECTIVES = {
     "resume": "resumable",
     "cancel": "cancellable",
     "retry": "retryable",
+    "review": "reviewable",
 }
 
 

@@ -1,18 +1,25 @@
-"""Runs: draft, start, watch (events), pause, resume, cancel, retry; and what a run did — its
-files, diff, snapshots, commands (with signed links to their output) and review summary."""
+"""Runs: draft, start, watch (events), pause, resume, cancel, retry; what a run did — its files,
+diff, snapshots, commands (with signed links to their output) and review summary; and its review,
+commit and push."""
 from flask import Response, current_app, g, request, stream_with_context
 from flask.views import MethodView
 
 from blueprints.runs.schemas import (
     AgentEventSchema,
+    ApproveArgs,
     CommandExecutionDetailSchema,
     CommandExecutionSchema,
+    CommittedRunSchema,
     EventListArgs,
+    PushQueuedSchema,
+    RejectArgs,
+    ReviewedRunSchema,
     RunCreateArgs,
     RunDetailSchema,
     RunDiffSchema,
     RunJobSchema,
     RunListArgs,
+    RunReviewSchema,
     RunSchema,
     RunSummarySchema,
     StreamArgs,
@@ -20,17 +27,22 @@ from blueprints.runs.schemas import (
     WorkspaceFileSchema,
 )
 from blueprints.snapshots.schemas import SnapshotSchema
-from runner import events, policies, runs, states, telemetry
+from runner import events, policies, reviews, runs, states, telemetry
 from runner.api import Blueprint, PageArgs, page_of, paginate
 from runner.errors import ApiError, NotFound, ValidationFailed
 from runner.extensions import db, limit, redis_client
-from runner.models import AgentEvent, CommandExecution, Run, Snapshot, WorkspaceFile, utcnow
+from runner.models import AgentEvent, CommandExecution, Run, RunReview, Snapshot, WorkspaceFile, utcnow
+from workspaces.snapshots import CHANGE_TYPES
 
 blp = Blueprint("runs", __name__, url_prefix="/api/runs", description="Agent runs and their events")
 
 
 def _detail(run):
-    return {**{c.key: getattr(run, c.key) for c in Run.__table__.columns}, "timeline": runs.timeline(run)}
+    return {**_columns(run), "timeline": runs.timeline(run), "push": reviews.push_state(run)}
+
+
+def _columns(run):
+    return {c.key: getattr(run, c.key) for c in Run.__table__.columns}
 
 
 @blp.route("")
@@ -295,3 +307,109 @@ def _last_event_id(args):
     if not header.strip().isdigit():
         raise ValidationFailed({"Last-Event-ID": ["Send the id of the last event received (an integer)."]})
     return int(header)
+
+
+# --- review, commit, push ----------------------------------------------------------------------
+
+
+def _commit_body(result):
+    if result is None:
+        return None
+    return {
+        **{key: result[key] for key in ("sha", "parent", "branch", "message")},
+        "changed_files": [{"path": path, "change_type": CHANGE_TYPES.get(status, "modified")} for status, path in result["changes"]],
+    }
+
+
+@blp.route("/<id:run_id>/approve")
+class Approve(MethodView):
+    @blp.requires(policies.RUNS_CONTROL)
+    @blp.arguments(ApproveArgs, required=False)
+    @blp.response(200, ReviewedRunSchema)
+    @blp.problem_responses(404, 409)
+    def post(self, args, run_id):
+        """Approve a completed run; with `commit: true`, commit its worktree too
+
+        Writes a `run_reviews` row, sets `reviewStatus` to `approved` (a later review replaces it;
+        every review is kept, see `GET …/reviews`) and adds a `review_submitted` event. Only
+        completed runs can be reviewed (409 `run-not-reviewable`). `commit: true` also needs the
+        `git:commit` ability and does what `POST …/commit` does in the same step: if the commit
+        fails (409 `nothing-to-commit`, `worktree-unavailable` …) the approval is not kept either.
+        """
+        if args.get("commit"):
+            policies.authorize(policies.GIT_COMMIT)
+        run = runs.run_or_404(run_id)
+        run, review, commit = reviews.submit_review(
+            run, g.runner_user, reviews.APPROVED, args.get("notes"), commit=args.get("commit", False)
+        )
+        return {**_columns(run), "review": review, "commit": _commit_body(commit)}
+
+
+@blp.route("/<id:run_id>/reject")
+class Reject(MethodView):
+    @blp.requires(policies.RUNS_CONTROL)
+    @blp.arguments(RejectArgs, required=False)
+    @blp.response(200, ReviewedRunSchema)
+    @blp.problem_responses(404, 409)
+    def post(self, args, run_id):
+        """Reject a completed run: a `run_reviews` row, `reviewStatus: rejected`, a `review_submitted`
+        event. A rejected run can be neither committed nor pushed until approved again."""
+        run, review, _ = reviews.submit_review(runs.run_or_404(run_id), g.runner_user, reviews.REJECTED, args.get("notes"))
+        return {**_columns(run), "review": review, "commit": None}
+
+
+@blp.route("/<id:run_id>/reviews")
+class Reviews(MethodView):
+    @blp.requires(policies.PROJECTS_READ)
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, page_of(RunReviewSchema))
+    @blp.problem_responses(404)
+    def get(self, args, run_id):
+        """Every review of the run, newest first (the first one decides `reviewStatus`)"""
+        run = runs.run_or_404(run_id)
+        return paginate(reviews.reviews_query(run), RunReview.id, args)
+
+
+@blp.route("/<id:run_id>/commit")
+class Commit(MethodView):
+    @blp.requires(policies.GIT_COMMIT)
+    @blp.response(200, CommittedRunSchema)
+    @blp.problem_responses(404, 409)
+    def post(self, run_id):
+        """Commit everything outstanding in the approved run's worktree on its branch
+
+        Tracked changes, new files that are not ignored, and deletions, as one commit by
+        `git.authorName` / `git.authorEmail`; the message is the run title, a short summary and a
+        `Runner-Run: <id>` trailer. Adds a `commit_created` event and sets `commitSha`. 409 when the
+        latest review is not an approval (`run-not-approved`), when there is nothing to commit
+        (`nothing-to-commit`: never an empty commit), when the worktree is gone
+        (`worktree-unavailable`), or while another git operation holds the project (`project-busy`).
+        """
+        run, result = reviews.commit_run(runs.run_or_404(run_id))
+        return {**_columns(run), "commit": _commit_body(result)}
+
+
+@blp.route("/<id:run_id>/push")
+class Push(MethodView):
+    @blp.requires(policies.GIT_PUSH)
+    @blp.response(202, PushQueuedSchema)
+    @blp.problem_responses(404, 409)
+    def post(self, run_id):
+        """Queue a push of the run's commit to its branch on the project's remote
+
+        Needs `git:push` (an elevated token, `POST /api/auth/elevate`), the server param
+        `safety.autoGitPush` set to true (409 `git-push-disabled` otherwise), an approved review
+        (409 `run-not-approved`) and a commit (409 `nothing-to-push`). Never forced, never to the
+        default branch (409 `push-to-default-branch`), with the server's git credentials.
+
+        The push runs as a job: the answer is 202 with `jobId` and `push.status: queued`. Follow it
+        by polling `GET /api/runs/{run}` (`push.status` becomes `pushed` or `failed`; `push.error`
+        holds git's reason — a non-fast-forward, an authentication failure, an unreachable remote —
+        with credentials scrubbed) or the run's events after the one in `push.eventId`
+        (`GET /api/runs/{run}/events?since=…&eventTypes=pushed,error`): a `pushed` event (branch,
+        sha, remote) or an `error` event, both with `data.action: "push"`. The SSE stream carries
+        them too, but the stream of a finished run closes once it has sent what is stored.
+        """
+        run = runs.run_or_404(run_id)
+        job_id = reviews.queue_push(run)
+        return {**_columns(run), "job_id": job_id, "push": reviews.push_state(run)}

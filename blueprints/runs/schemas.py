@@ -43,15 +43,32 @@ class RunSchema(Schema):
     status_detail = ma.fields.String(allow_none=True)
     attempt = ma.fields.Integer()
     branch = ma.fields.String(allow_none=True)
-    review_status = ma.fields.String(allow_none=True)
+    review_status = ma.fields.String(
+        allow_none=True, metadata={"enum": ["approved", "rejected", None], "description": "The latest review's decision; null before any"}
+    )
+    commit_sha = ma.fields.String(allow_none=True, metadata={"description": "The last commit Runner made on the run's branch"})
+    pushed_sha = ma.fields.String(allow_none=True, metadata={"description": "The last commit pushed to the remote"})
+    pushed_at = UtcDateTime(allow_none=True)
     created_at = UtcDateTime()
     updated_at = UtcDateTime()
     started_at = UtcDateTime(allow_none=True)
     finished_at = UtcDateTime(allow_none=True)
 
 
+class PushStateSchema(Schema):
+    status = ma.fields.String(metadata={"enum": ["queued", "pushed", "failed"]})
+    job_id = ma.fields.String(allow_none=True, metadata={"description": "The push job"})
+    sha = ma.fields.String(allow_none=True, metadata={"description": "The commit pushed (or to be pushed)"})
+    error = ma.fields.String(allow_none=True, metadata={"description": "failed: git's reason, credentials scrubbed"})
+    event_id = ma.fields.Integer(metadata={"description": "The agent event that tells this state"})
+    at = UtcDateTime()
+
+
 class RunDetailSchema(RunSchema):
     timeline = ma.fields.Nested(TimelineSchema)
+    push = ma.fields.Nested(
+        PushStateSchema, allow_none=True, metadata={"description": "The latest push, from the run's events; null if never pushed"}
+    )
 
 
 class RunJobSchema(RunSchema):
@@ -171,3 +188,53 @@ class RunSummarySchema(Schema):
     docs = ma.fields.List(ma.fields.Nested(SummaryFileSchema), metadata={"description": "Documentation files changed"})
     token_usage = ma.fields.Nested(TokenUsageSchema)
     duration_ms = ma.fields.Integer(allow_none=True)
+
+
+# --- review, commit, push ----------------------------------------------------------------------
+
+
+class RejectArgs(Schema):
+    notes = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=10_000))
+
+
+class ApproveArgs(RejectArgs):
+    commit = StrictBoolean(
+        load_default=False,
+        metadata={"description": "Also commit the worktree (needs `git:commit`); if the commit fails, the approval is not kept"},
+    )
+
+
+class RunReviewSchema(Schema):
+    id = ma.fields.Integer()
+    run_id = ma.fields.Integer()
+    user_id = ma.fields.Integer(allow_none=True, metadata={"description": "The reviewer; null once deleted"})
+    decision = ma.fields.String(metadata={"enum": ["approved", "rejected"]})
+    notes = ma.fields.String(allow_none=True)
+    created_at = UtcDateTime()
+
+
+class CommitFileSchema(Schema):
+    path = ma.fields.String()
+    change_type = ma.fields.String(metadata={"enum": ["added", "modified", "deleted"]})
+
+
+class CommitSchema(Schema):
+    sha = ma.fields.String()
+    parent = ma.fields.String(allow_none=True)
+    branch = ma.fields.String()
+    message = ma.fields.String()
+    changed_files = ma.fields.List(ma.fields.Nested(CommitFileSchema))
+
+
+class ReviewedRunSchema(RunSchema):
+    review = ma.fields.Nested(RunReviewSchema, metadata={"description": "The review just recorded"})
+    commit = ma.fields.Nested(CommitSchema, allow_none=True, metadata={"description": "With `commit: true`: the commit made"})
+
+
+class CommittedRunSchema(RunSchema):
+    commit = ma.fields.Nested(CommitSchema)
+
+
+class PushQueuedSchema(RunSchema):
+    job_id = ma.fields.String(metadata={"description": "The queued push job"})
+    push = ma.fields.Nested(PushStateSchema)
