@@ -26,7 +26,7 @@ from workspaces.git import clean_environ
 log = logging.getLogger(__name__)
 CONTROL_POLL_SECONDS = 0.25
 BEAT_SECONDS = 5.0  # well inside runner.runs.HEARTBEAT_SECONDS
-FLUSH_EVENTS = 200
+FLUSH_EVENTS = 1000
 FLUSH_SECONDS = 0.1
 FILES_REFRESH_SECONDS = 2.0
 

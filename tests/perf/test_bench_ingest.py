@@ -2,8 +2,8 @@
 
 A synthetic agent (the `command` provider running a Python one-liner) prints LINES lines as fast as
 it can; the real job (RQ worker, in this process) turns each into a `log` event. Measured: events/s
-persisted from the agent's first to its last event (their createdAt), and over the job's whole wall
-time; next to the floor, a raw batched INSERT of the same number of rows into agent_events in the
+persisted from the agent's first to its last event (their createdAt, stamped per inserted batch), and
+over the job's whole wall time (worktree, snapshots and all); next to the floor, a raw batched INSERT of the same number of rows into agent_events in the
 same database. Prints figures; asserts only that every line became an event.
 Issue goals: ≥ 5,000 events/s and ≥ 50 % of the floor.
 """
