@@ -271,7 +271,9 @@ class _Watcher(threading.Thread):
         with self.app.app_context():
             grace = settings.get("runs.cancelGraceSeconds")
             last_beat = time.monotonic()
-            while not self.done.wait(CONTROL_POLL_SECONDS):
+            # Look at once, then every CONTROL_POLL_SECONDS: a pause asked for while the run was
+            # starting stops the agent as soon as it exists.
+            while True:
                 if time.monotonic() - last_beat >= BEAT_SECONDS:
                     runs.beat(self.run_id)  # "this run is in hand": runner reap leaves it alone
                     last_beat = time.monotonic()
@@ -284,4 +286,6 @@ class _Watcher(threading.Thread):
                 elif status == "cancelled":
                     self.process.terminate(grace)
                     return
+                if self.done.wait(CONTROL_POLL_SECONDS):
+                    break
             db.session.remove()

@@ -52,7 +52,8 @@ RUN_ACTIONS = {
 # Steps the run job takes.
 RUN_STEPS = {
     "running": Action(("queued",), "running"),
-    "completed": Action(("running",), "completed"),
+    # Paused too: a pause that reached the agent only after it had finished does not undo its work.
+    "completed": Action(("running", "paused"), "completed"),
     "failed": Action(("queued", "running", "paused"), "failed"),
 }
 

@@ -342,3 +342,88 @@ def test_runs_beyond_max_concurrent_wait_for_a_free_slot(app, admin_api, user_ap
     time.sleep(1.2)  # the retry is due
     run_jobs()
     assert user_api.get(f"{RUNS}/{run['id']}").get_json()["status"] == "completed"
+
+
+def _run_worker(config):
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", "worker", "--burst", "--queues", "runs"],
+        env=worker_env(config), stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.parametrize("attempt", range(3))  # the pause lands at a different point each time
+def test_a_pause_during_start_holds_or_completes_the_run_never_strands_it(config, user_api, project, command_agent, attempt):
+    """Paused the moment it is running (the worktree, the pre_run snapshot and the agent's start
+    are still under way): the agent is stopped as soon as it exists, or — if it already finished —
+    the run completes anyway; resuming a held run completes it. Never a run paused or running with
+    no agent behind it."""
+    run = _draft(user_api, project, prompt=f"quick {attempt}")
+    assert user_api.post(f"{RUNS}/{run['id']}/start").status_code == 202
+    worker = _run_worker(config)
+    try:
+        def running():
+            response = user_api.post(f"{RUNS}/{run['id']}/pause")
+            return response.status_code == 200 or response.get_json()["currentStatus"] not in ("queued",)
+
+        wait_for(running, timeout=60)
+        paused = user_api.get(f"{RUNS}/{run['id']}").get_json()
+        if paused["status"] == "paused":
+            time.sleep(1.0)  # whatever the job was doing, it got to the agent by now
+            status = user_api.get(f"{RUNS}/{run['id']}").get_json()["status"]
+            assert status in ("paused", "completed")
+            if status == "paused":
+                assert worker.poll() is None  # the job holds the stopped agent
+                assert user_api.post(f"{RUNS}/{run['id']}/resume").get_json()["status"] == "running"
+        _, stderr = worker.communicate(timeout=60)
+        assert worker.returncode == 0, stderr.decode()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+    final = user_api.get(f"{RUNS}/{run['id']}").get_json()
+    assert final["status"] == "completed", final
+    files = user_api.get(f"{RUNS}/{run['id']}/files").get_json()["data"]
+    assert [f["path"] for f in files] == ["agent-output.txt"]
+
+
+# Stops on SIGTERM, saying so: shows that a paused (SIGSTOPped) agent still gets to act on a cancel.
+POLITE_AGENT = r"""
+import signal, sys, time
+def stop(*_):
+    print("stopping on SIGTERM", flush=True); sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+n = 0
+while True:
+    print(f"tick {n}", flush=True); n += 1; time.sleep(0.05)
+"""
+
+
+def test_a_cancel_during_pause_lets_the_stopped_agent_end_gracefully(config, admin_api, user_api, project):
+    assert admin_api.put("/api/settings/providers/command", json={
+        "enabled": True, "command": [sys.executable, "-c", POLITE_AGENT]}).status_code == 200
+    # A long grace: were the stopped agent unable to act on SIGTERM, only SIGKILL would end it.
+    assert admin_api.put("/api/settings/server-params", json={"runs.cancelGraceSeconds": 120}).status_code == 200
+    run = _draft(user_api, project, prompt="tick")
+    user_api.post(f"{RUNS}/{run['id']}/start")
+    worker = _run_worker(config)
+    try:
+        def ticks():
+            return [e for e in _events(user_api, run["id"], eventTypes="log") if e["message"].startswith("tick")]
+
+        wait_for(lambda: len(ticks()) >= 3)
+        assert user_api.post(f"{RUNS}/{run['id']}/pause").get_json()["status"] == "paused"
+        time.sleep(1.0)
+        frozen = len(ticks())
+        time.sleep(0.5)
+        assert len(ticks()) == frozen  # stopped
+        assert user_api.post(f"{RUNS}/{run['id']}/cancel").get_json()["status"] == "cancelled"
+        _, stderr = worker.communicate(timeout=60)  # well inside the 120 s grace
+        assert worker.returncode == 0, stderr.decode()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+    final = user_api.get(f"{RUNS}/{run['id']}").get_json()
+    assert final["status"] == "cancelled"  # not completed, though the agent exited 0
+    messages = [e["message"] for e in _events(user_api, run["id"], eventTypes="log")]
+    assert "stopping on SIGTERM" in messages
