@@ -1,8 +1,9 @@
 """Fixtures for the job tests: the real agent CLIs (installed once into a cache directory) and a
 git repository in tmp for the agent to work in.
 
-RUNNER_TEST_AGENTS_DIR: where `npm install` puts the CLIs (default ~/.cache/runner-test-agents).
-A machine without npm, or where the install fails, fails these tests: they are the proof that the
+RUNNER_TEST_AGENTS_DIR: where `npm install` puts the CLIs (default ~/.cache/runner-test-agents;
+`.ci/run` installs them there before the suite). On a machine without npm the tests that need the
+real CLIs are skipped, saying so; an install that fails fails them: they are the proof that the
 adapters speak the real CLIs' language.
 """
 import os
@@ -26,7 +27,8 @@ def agent_bin():
     if not all(path.exists() for path in bins.values()):
         npm = shutil.which("npm")
         if npm is None:
-            pytest.fail("npm is not installed: the agent adapter tests need it to install the claude and codex CLIs")
+            pytest.skip("npm is not installed: skipping the tests that run the real claude and codex CLIs "
+                        f"(they install {' and '.join(PACKAGES)} from the npm registry)")
         AGENTS_DIR.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         result = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(AGENTS_DIR), *PACKAGES],
