@@ -248,28 +248,29 @@ class EventHub:
             if feed.streams <= 0 and self.feeds.get(feed.run_id) is feed:
                 del self.feeds[feed.run_id]
 
-    def read(self, feed):
+    def read(self, feed, connection):
         """Read the run's status, then its events after what the feed holds (in that order: once
-        the status is terminal, every event committed with it is in this read)."""
+        the status is terminal, every event committed with it is in this read). Core rows, not
+        ORM objects, on `connection`, whose transaction is ended after (SQLite writers wait for
+        readers)."""
+        events_table = AgentEvent.__table__
         with feed.reading:
             try:
-                status = db.session.scalar(db.select(Run.status).where(Run.id == feed.run_id))
+                status = connection.scalar(sa.select(Run.__table__.c.status).where(Run.__table__.c.id == feed.run_id))
                 if feed.last_id is None:
-                    newest = db.session.scalar(
-                        db.select(db.func.max(AgentEvent.id)).where(AgentEvent.run_id == feed.run_id)
+                    newest = connection.scalar(
+                        sa.select(sa.func.max(events_table.c.id)).where(events_table.c.run_id == feed.run_id)
                     )
                     with self.lock:
                         feed.floor = feed.last_id = newest or 0
                 while True:
-                    batch = db.session.scalars(
-                        db.select(AgentEvent)
-                        .where(AgentEvent.run_id == feed.run_id, AgentEvent.id > feed.last_id)
-                        .order_by(AgentEvent.id)
+                    batch = connection.execute(
+                        sa.select(events_table)
+                        .where(events_table.c.run_id == feed.run_id, events_table.c.id > feed.last_id)
+                        .order_by(events_table.c.id)
                         .limit(500)
                     ).all()
-                    frames = [
-                        (event.id, frame(event.id, "agent_event", feed.serialize(event)).encode()) for event in batch
-                    ]
+                    frames = [(row.id, frame(row.id, "agent_event", feed.serialize(row._mapping)).encode()) for row in batch]
                     final = len(batch) < 500
                     with self.lock:
                         # The status goes with the last page only: a terminal status must not
@@ -288,7 +289,7 @@ class EventHub:
                     if final:
                         return
             finally:
-                db.session.remove()
+                connection.rollback()
 
     def _trim(self, feed):
         excess = len(feed.ids) - self.BUFFER
@@ -299,6 +300,8 @@ class EventHub:
     def _listen(self):
         prefix = channel("")
         pubsub = None
+        with self.app.app_context():
+            engine = db.engine
         next_poll = 0.0
         while True:
             with self.lock:
@@ -325,9 +328,10 @@ class EventHub:
                         woken = set(self.feeds)
                 with self.lock:
                     feeds = [self.feeds[run_id] for run_id in woken if run_id in self.feeds]
-                with self.app.app_context():
-                    for feed in feeds:
-                        self.read(feed)
+                if feeds:
+                    with engine.connect() as connection:
+                        for feed in feeds:
+                            self.read(feed, connection)
             except Exception as exc:  # Redis or the database away: retry, streams keep their frames
                 log.warning("event hub: %s; retrying", type(exc).__name__)
                 if pubsub is not None:
@@ -367,7 +371,8 @@ def stream(run_id, last_event_id, serialize, slots, terminal_statuses, ping_seco
     feed = events_hub.attach(run_id, serialize)
     try:
         if feed.status is UNREAD:
-            events_hub.read(feed)
+            with db.engine.connect() as connection:
+                events_hub.read(feed, connection)
         yield "retry: 3000\n\n"
         last = last_event_id or 0
         last_ping = time.monotonic()
