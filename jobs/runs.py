@@ -17,7 +17,7 @@ from flask import current_app
 
 from jobs.providers import adapter_for
 from jobs.providers.process import AgentProcess
-from runner import events, projects, runs, settings, states, telemetry
+from runner import events, logs, projects, runs, settings, states, telemetry
 from runner.extensions import db
 from runner.models import AgentEvent, AgentProvider, Project, Run, utcnow
 from workspaces import worktrees
@@ -103,6 +103,11 @@ def _wait_for_slot(run):
 
 
 def execute_run(run_id):
+    with logs.run_context(run_id):
+        _execute_run(run_id)
+
+
+def _execute_run(run_id):
     run = db.session.get(Run, run_id)
     if run is None or run.status != "queued":
         return  # cancelled (or otherwise moved on) while queued

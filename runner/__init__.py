@@ -20,7 +20,7 @@ def create_app(config=None):
     app.json.sort_keys = False
     _resolve_paths_and_secrets(app)
 
-    from runner import auth, events, idempotency
+    from runner import auth, events, idempotency, logs, metrics
     from runner.api import Api
     from runner.extensions import db, limiter, migrate, redis_client
 
@@ -31,9 +31,11 @@ def create_app(config=None):
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
     app.config["RATELIMIT_DEFAULTS"] = app.config["RATELIMIT_DEFAULT"]
 
-    # Order matters: the rate limit first (keyed by the token's user, or the address when there is
-    # no valid token, so guessing tokens is limited too), then authentication, then the body type,
-    # then the idempotency claim.
+    # Order matters: the request id and timer first (every answer has them), then the rate limit
+    # (keyed by the token's user, or the address when there is no valid token, so guessing tokens
+    # is limited too), then authentication, then the body type, then the idempotency claim.
+    logs.init_app(app)
+    metrics.init_app(app)
     limiter.init_app(app)
     app.before_request(auth.guard)
     app.before_request(_require_json_body)

@@ -55,6 +55,11 @@ class Config:
         # lastUsedAt is written at most this often per token, so reads stay reads.
         self.TOKEN_TOUCH_SECONDS = env_int("TOKEN_TOUCH_SECONDS", 60)
 
+        # Logs: "json" (a JSON object a line, with request and run ids), "text", or "" (leave
+        # logging as the host process set it up).
+        self.LOG_FORMAT = env("LOG_FORMAT", "json")
+        self.LOG_LEVEL = env("LOG_LEVEL", "INFO")
+
         self.PAGE_DEFAULT_LIMIT = 50
         self.PAGE_MAX_LIMIT = 200
         self.IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
@@ -94,3 +99,4 @@ class TestConfig(Config):
         self.ALLOW_LOCAL_REPOS = True
         # Hashing cost is not what the suite tests; the production profile is covered by test_up.
         self.PASSWORD_HASH_PROFILE = "CHEAPEST"
+        self.LOG_FORMAT = ""  # pytest captures logging as it is

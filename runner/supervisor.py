@@ -9,6 +9,7 @@ workers, RQ work horses and their agent processes) can be found and killed with 
 """
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,6 +73,11 @@ class Supervisor:
             db.engine.dispose()  # the children connect on their own
         if self.signals:  # stopped while migrating: start nothing more
             return
+        # The gunicorn workers' request metrics meet in files here; /metrics sums them (runner.metrics).
+        metrics_dir = Path(app.config["DATA_DIR"]) / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
 
         for index in range(self.workers):
             self._spawn(f"worker-{index + 1}", [sys.executable, "-m", "runner", "worker"])

@@ -174,6 +174,16 @@ def test_up_serves_the_api_on_sqlite_and_embedded_redis_and_stops_on_sigterm(up)
     assert me["email"] == "ops@example.com"
     assert "runs:start" in me["abilities"]
 
+    # /metrics sums the gunicorn workers' request figures (multi-process files in the data dir).
+    up.cli("users", "create", "admin@example.com", "--admin", "--password", "correct horse battery")
+    admin_token = up.cli("tokens", "create", "admin@example.com").strip()
+    request = urllib.request.Request(up.base + "/metrics", headers={"Authorization": f"Bearer {admin_token}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        metrics = response.read().decode()
+    assert 'runner_http_request_duration_seconds_count{method="GET",route="/api/auth/me",status="200"} 1.0' in metrics
+    assert 'runner_runs{status="draft"} 0.0' in metrics
+    assert list((up.data_dir / "metrics").glob("*.db"))
+
     # The RQ worker listens on Runner's queues in the embedded Redis, which wants its password.
     with up.embedded_redis() as connection:
         (worker,) = up.wait_for_worker(connection)
