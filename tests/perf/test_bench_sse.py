@@ -12,14 +12,12 @@ import os
 import selectors
 import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 
 import pytest
 
+from serving import REDIS_URL, pct as _pct, rss_kb as _rss_kb, start_gunicorn, stop
 from helpers import bare_run
 
 pytestmark = pytest.mark.perf
@@ -27,78 +25,15 @@ STREAMS = int(os.environ.get("BENCH_SSE_STREAMS", 200))
 WORKERS = int(os.environ.get("BENCH_SSE_WORKERS", 1))
 EVENTS = int(os.environ.get("BENCH_SSE_EVENTS", 50))
 REDIS_SAMPLES = 500
-REDIS_URL = os.environ.get("RUNNER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")  # as tests/conftest.py
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _rss_kb(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
-def _children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except FileNotFoundError:
-        return []
-
-
-def _pct(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
 
 
 @pytest.fixture
-def server(app, config, database_url, tmp_path):
-    port = _free_port()
-    env = dict(
-        os.environ,
-        RUNNER_DATABASE_URL=database_url,
-        RUNNER_REDIS_URL=REDIS_URL,
-        RUNNER_DATA_DIR=str(config.DATA_DIR),
-        RUNNER_SECRET_KEY=config.SECRET_KEY,
-        RUNNER_STREAMS_PER_USER="1000",
-        RUNNER_RATELIMIT_ENABLED="false",
-        RATELIMIT_ENABLED="false",
-        RUNNER_ENV="development",
-    )
-    log = open(tmp_path / "gunicorn.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", str(WORKERS), "--no-control-socket",
-         "--worker-connections", "2000", "-b", f"127.0.0.1:{port}", "runner:create_app()"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+def server(app, runner_server_env, tmp_path):
+    process, port, workers = start_gunicorn("runner:create_app()", runner_server_env, tmp_path / "gunicorn.log", WORKERS)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1).read()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    raise AssertionError((tmp_path / "gunicorn.log").read_text()[-3000:])
-                time.sleep(0.1)
-        while len(_children(process.pid)) < WORKERS:
-            time.sleep(0.1)
-        yield port, _children(process.pid)
+        yield port, workers
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        stop(process)
 
 
 def _open(port, token, run_id):
