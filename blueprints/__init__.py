@@ -6,6 +6,7 @@ MODULES = (
     "blueprints.health.routes",
     "blueprints.auth.routes",
     "blueprints.projects.routes",
+    "blueprints.knowledge.routes",
     "blueprints.snapshots.routes",
     "blueprints.runs.routes",
     "blueprints.settings.routes",

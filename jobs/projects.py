@@ -9,6 +9,7 @@ import logging
 import time
 
 from runner import projects, states
+from runner.knowledge import docs
 from runner.extensions import db
 from runner.models import Project
 from workspaces import repository
@@ -69,9 +70,42 @@ def _guarded(job):
 
 
 def _index(project_id, changed_files=None):
-    """The index step. The knowledge index builder (issue 6) hooks in here; until it lands the
-    step only marks the project ready."""
-    return _step(project_id, "ready", progress=None)
+    """The index step: build the code search index (only `changed_files` when given and an index
+    exists), record it on the project, mark the project ready. An index that cannot be built puts
+    the project in `error` saying why."""
+    from jobs import knowledge
+    from runner.models import utcnow
+
+    project = db.session.get(Project, project_id)
+    # The detail of the step that led here ("pulled 3 changed files") outlives the progress
+    # messages; a full build has nothing to add to "ready".
+    detail = project.status_detail if project is not None and changed_files is not None else None
+    try:
+        built = knowledge.build_project_index(project_id, changed_files)
+    except (OSError, ValueError) as exc:  # the disk, or tantivy (its errors arrive as ValueError)
+        log.warning("project %s: indexing failed: %s", project_id, exc)
+        db.session.rollback()
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+        _fail(project_id, f"Could not build the search index: {reason}{where}")
+        return False
+    except GitError:
+        raise  # _guarded reports git's own message
+    except Exception:
+        log.exception("project %s: indexing failed", project_id)
+        db.session.rollback()
+        _fail(project_id, "Could not build the search index: unexpected error; see the worker log.")
+        raise
+    return _step(
+        project_id,
+        "ready",
+        progress=None,
+        status_detail=detail,
+        indexed_at=utcnow(),
+        indexed_commit=built.commit,
+        index_chunks=built.chunks,
+        index_files=built.files,
+    )
 
 
 @_guarded
@@ -107,6 +141,8 @@ def pull_project(project_id):
     if project is None or project.status != "ready":
         return
     with projects.repository_lock(project_id):
+        # Auto-blocks that docs/regenerate left uncommitted must not block the fast-forward.
+        docs.discard_generated(projects.repo_dir(project_id))
         with projects.git_access() as (env, secrets):
             result = repository.fast_forward(
                 projects.repo_dir(project_id), project.default_branch, env=env, timeout=_git_timeout(), secrets=secrets

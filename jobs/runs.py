@@ -130,6 +130,8 @@ def _execute_run(run_id):
         base = _snapshot(run, project, "pre_run", worktree)
         status, summary = _run_agent(run, worktree, base.commit_sha)
         runs.beat(run.id)
+        if status == "completed" and settings.get("docs.autoUpdate"):
+            _refresh_docs(run, worktree, summary)
         post = _snapshot(run, project, "post_run", worktree)
         telemetry.update_files(run.id, projects.repo_dir(project.id), base.commit_sha, post.commit_sha)
         if status == "completed" and summary and not _has_event(run.id, "summary_ready"):
@@ -145,6 +147,23 @@ def _execute_run(run_id):
         _step(run, "failed", detail="The run failed; see its error event.", finished_at=utcnow())
 
 
+def _refresh_docs(run, worktree, summary):
+    """The managed docs and the run's changelog entry, written in its worktree before the post_run
+    snapshot so they travel with its changes on its branch (SPEC §9). They never fail a run."""
+    from runner.knowledge import docs
+
+    try:
+        changed = docs.refresh_for_run(run.id, worktree, summary)
+    except Exception as exc:
+        log.exception("run %s: managed docs not refreshed", run.id)
+        db.session.rollback()
+        events.add(run.id, "log", f"The managed docs were not refreshed: {type(exc).__name__}", severity="warning")
+    else:
+        if changed:
+            events.add(run.id, "log", f"Managed docs refreshed: {', '.join(changed)}", data={"docs": changed})
+    db.session.commit()
+
+
 def _has_event(run_id, event_type):
     query = db.select(AgentEvent.id).where(AgentEvent.run_id == run_id, AgentEvent.event_type == event_type)
     return db.session.scalar(query.limit(1)) is not None
@@ -156,8 +175,9 @@ def _run_agent(run, worktree, base_sha):
     key_param, url_param = _CREDENTIALS.get(provider.kind, (None, None))
     base_url = settings.get(url_param) if url_param else None
     env = adapter.env(clean_environ(), api_key=settings.get(key_param) if key_param else None, base_url=base_url)
+    prompt = _prompt(run)
     # codex takes its endpoint on the command line, not from the environment.
-    argv = adapter.argv(provider.command, run.prompt, run.selected_model, run.safe_mode, base_url=base_url)
+    argv = adapter.argv(provider.command, prompt, run.selected_model, run.safe_mode, base_url=base_url)
     # stdout and stderr lines meet in one queue, so a quiet agent still gets its batch committed.
     output = queue.Queue()
     process = AgentProcess(
@@ -199,6 +219,19 @@ def _run_agent(run, worktree, base_sha):
     if process.timed_out:
         return "failed", f"The agent exceeded runs.timeoutSeconds ({settings.get('runs.timeoutSeconds')} s)."
     return adapter.outcome(exit_code, recorder.seen)
+
+
+def _prompt(run):
+    """The run's prompt; with ragEnabled, prefixed with the best chunks of the project's index
+    under rag.tokenBudget, and a `log` event saying which."""
+    if not run.rag_enabled:
+        return run.prompt
+    from runner.knowledge import rag
+
+    prefix, chunks = rag.rag_context(run.project_id, run.prompt)
+    rag.record(run.id, chunks)
+    db.session.commit()
+    return prefix + run.prompt
 
 
 def _read_stdout(process, adapter, output):

@@ -133,6 +133,11 @@ class Project(TimestampMixin, db.Model):
     head_sha: Mapped[str | None] = mapped_column(sa.String(64))
     last_job_id: Mapped[str | None] = mapped_column(sa.String(128))
     archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The code search index (DATA_DIR/workspaces/projects/<id>/search-index) as last built.
+    indexed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    indexed_commit: Mapped[str | None] = mapped_column(sa.String(64))
+    index_chunks: Mapped[int | None] = mapped_column(sa.Integer)
+    index_files: Mapped[int | None] = mapped_column(sa.Integer)
 
     members = relationship("ProjectMember", back_populates="project", cascade="all, delete-orphan")
 

@@ -56,6 +56,8 @@ REGISTRY = {
         Param("git.httpsToken", "string", None, "Token for cloning/pushing private HTTPS repositories.", secret=True),
         Param("git.sshKeyPath", "string", None, "Private key file for SSH repository URLs."),
         Param("docs.folder", "string", "docs/ai", "Folder of the managed docs in each repository."),
+        Param("docs.autoUpdate", "boolean", True,
+              "Refresh the managed docs and add a CHANGELOG_AI.md entry on each completed run's branch."),
         Param("rag.tokenBudget", "integer", 2000, "Token budget of index context prefixed to prompts.", minimum=0),
         Param("notifications.enabled", "boolean", True, "Send APNs pushes when runs need attention."),
         Param("apns.keyId", "string", None, "Key ID of the APNs .p8 signing key."),

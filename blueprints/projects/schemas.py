@@ -76,6 +76,10 @@ class ProjectSchema(Schema):
     created_at = UtcDateTime()
     updated_at = UtcDateTime()
     archived_at = UtcDateTime(allow_none=True)
+    indexed_at = UtcDateTime(allow_none=True, metadata={"description": "When the code search index was last built"})
+    indexed_commit = ma.fields.String(allow_none=True, metadata={"description": "The commit the index reflects"})
+    index_chunks = ma.fields.Integer(allow_none=True, metadata={"description": "Chunks in the index"})
+    index_files = ma.fields.Integer(allow_none=True, metadata={"description": "Files in the index"})
 
 
 class ProjectJobSchema(ProjectSchema):

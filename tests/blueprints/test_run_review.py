@@ -48,6 +48,9 @@ def project(user_api, admin_api, origin, run_jobs):
         "/api/settings/providers/command", json={"enabled": True, "command": [sys.executable, "-c", AGENT, "{prompt}"]}
     )
     assert response.status_code == 200, response.get_json()
+    # The commits are checked file by file: without the managed docs a completed run adds (those
+    # travel with the run's branch; tested in test_runs.py).
+    assert admin_api.put(PARAMS, json={"docs.autoUpdate": False}).status_code == 200
     created = user_api.post("/api/projects", json={"name": "demo", "repositoryUrl": origin.as_uri()})
     assert created.status_code == 202, created.get_json()
     run_jobs()

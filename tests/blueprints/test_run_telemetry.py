@@ -85,6 +85,9 @@ def scripted_claude(admin_api, tmp_path):
         "/api/settings/providers/claude-code", json={"enabled": True, "command": [str(agent), "-p", "{prompt}"]}
     )
     assert response.status_code == 200, response.get_json()
+    # These tests pin the run's files, diff and summary exactly: without the managed docs a completed
+    # run adds (tested in test_runs.py).
+    assert admin_api.put("/api/settings/server-params", json={"docs.autoUpdate": False}).status_code == 200
 
 
 @pytest.fixture

@@ -383,7 +383,7 @@ def test_a_pause_during_start_holds_or_completes_the_run_never_strands_it(config
     final = user_api.get(f"{RUNS}/{run['id']}").get_json()
     assert final["status"] == "completed", final
     files = user_api.get(f"{RUNS}/{run['id']}/files").get_json()["data"]
-    assert [f["path"] for f in files] == ["agent-output.txt"]
+    assert "agent-output.txt" in [f["path"] for f in files]
 
 
 # Stops on SIGTERM, saying so: shows that a paused (SIGSTOPped) agent still gets to act on a cancel.
@@ -427,3 +427,31 @@ def test_a_cancel_during_pause_lets_the_stopped_agent_end_gracefully(config, adm
     assert final["status"] == "cancelled"  # not completed, though the agent exited 0
     messages = [e["message"] for e in _events(user_api, run["id"], eventTypes="log")]
     assert "stopping on SIGTERM" in messages
+
+
+def test_a_completed_run_carries_its_managed_docs_and_changelog_entry_on_its_branch(app, user_api, project, command_agent, run_jobs):
+    run = _draft(user_api, project, prompt="add the docs")
+    user_api.post(f"{RUNS}/{run['id']}/start")
+    run_jobs()
+    done = user_api.get(f"{RUNS}/{run['id']}").get_json()
+    assert done["status"] == "completed", done
+    files = {f["path"]: f["changeType"] for f in user_api.get(f"{RUNS}/{run['id']}/files").get_json()["data"]}
+    assert files == {
+        "agent-output.txt": "added",
+        "CHANGELOG_AI.md": "added",
+        "docs/ai/PROJECT_MAP.md": "added",
+        "docs/ai/DATABASE_SCHEMA.md": "added",
+        "docs/ai/ARCHITECTURE_DIAGRAMS.md": "added",
+    }
+    summary = user_api.get(f"{RUNS}/{run['id']}/summary").get_json()
+    assert {d["path"] for d in summary["docs"]} >= {"CHANGELOG_AI.md", "docs/ai/PROJECT_MAP.md"}, summary["docs"]
+    with app.app_context():
+        from jobs.runs import worktree_path
+        from runner.extensions import db
+        from runner.models import Run
+
+        worktree = worktree_path(db.session.get(Run, run["id"]))
+    changelog = (worktree / "CHANGELOG_AI.md").read_text()
+    assert f"run={run['id']}" in changelog and "Add a file" in changelog and "agent-output.txt" in changelog
+    assert "agent-output.txt" in (worktree / "docs/ai/PROJECT_MAP.md").read_text()
+    assert any(e["message"].startswith("Managed docs refreshed") for e in _events(user_api, run["id"], eventTypes="log"))
