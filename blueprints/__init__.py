@@ -11,6 +11,7 @@ MODULES = (
     "blueprints.runs.routes",
     "blueprints.settings.routes",
     "blueprints.devices.routes",
+    "blueprints.notifications.routes",
 )
 
 

@@ -20,12 +20,13 @@ def create_app(config=None):
     app.json.sort_keys = False
     _resolve_paths_and_secrets(app)
 
-    from runner import auth, events, idempotency, logs, metrics
+    from runner import auth, events, idempotency, logs, metrics, notifications
     from runner.api import Api
     from runner.extensions import db, limiter, migrate, redis_client
 
     db.init_app(app)
     events.init_app(app)
+    notifications.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     redis_client.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
