@@ -70,6 +70,8 @@ class Config:
         self.RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
         self.RATELIMIT_HEADERS_ENABLED = True
         self.RATELIMIT_KEY_PREFIX = env("RATELIMIT_KEY_PREFIX", "runner-limits")
+        # Redis away: limits are kept in each process's memory meanwhile, so reads keep working.
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
 
         # Clone and fetch give up after this long; a job's hard limit is a little longer.
         self.GIT_TIMEOUT_SECONDS = env_int("GIT_TIMEOUT_SECONDS", 600)

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 
+import redis
 import sqlalchemy as sa
 from flask import current_app
 
@@ -96,6 +97,11 @@ def _hold_run(run_id):
 
 
 def status_changed(run_id, previous, current, detail=None):
+    """Stage the run's status_changed event; a status that needs the owner's attention (completed,
+    failed) is announced to their devices once this commits (runner.notifications)."""
+    from runner import notifications
+
+    notifications.run_status_changed(run_id, current, detail)
     return add(
         run_id,
         "status_changed",
@@ -229,6 +235,9 @@ class EventHub:
         self.feeds = {}
         self.listener = None
         self.pid = None
+        # Set while Redis is away: open streams end (cleanly; the clients come back with
+        # Last-Event-ID) rather than wait on wake-ups that cannot come.
+        self.redis_lost = False
 
     def attach(self, run_id, serialize):
         with self.lock:
@@ -291,6 +300,13 @@ class EventHub:
             finally:
                 connection.rollback()
 
+    def _redis_lost(self):
+        with self.lock:
+            self.redis_lost = True
+            for feed in self.feeds.values():
+                changed, feed.changed = feed.changed, threading.Event()
+                changed.set()
+
     def _trim(self, feed):
         excess = len(feed.ids) - self.BUFFER
         if excess > self.BUFFER // 4:  # trim in chunks: slicing is O(n)
@@ -313,6 +329,7 @@ class EventHub:
                 if pubsub is None:
                     pubsub = self.app.extensions["runner-redis"].pubsub(ignore_subscribe_messages=True)
                     pubsub.psubscribe(prefix + "*")
+                    self.redis_lost = False
                     next_poll = 0.0  # read everything once: wake-ups may have been missed meanwhile
                 woken = set()
                 timeout = max(0.0, next_poll - time.monotonic())
@@ -334,6 +351,8 @@ class EventHub:
                             self.read(feed, connection)
             except Exception as exc:  # Redis or the database away: retry, streams keep their frames
                 log.warning("event hub: %s; retrying", type(exc).__name__)
+                if isinstance(exc, redis.RedisError):
+                    self._redis_lost()
                 if pubsub is not None:
                     pubsub.close()
                     pubsub = None
@@ -400,10 +419,18 @@ def stream(run_id, last_event_id, serialize, slots, terminal_statuses, ping_seco
             if status is None or (status in terminal_statuses and last >= newest):  # deleted, or over
                 yield frame(event="end", data={"runId": run_id, "status": status})
                 return
+            if events_hub.redis_lost:
+                return  # no wake-ups, no slot: the client reconnects (with Last-Event-ID) later
             if time.monotonic() - last_ping >= ping_seconds:
                 last_ping = time.monotonic()
-                slots.heartbeat()
+                try:
+                    slots.heartbeat()
+                except redis.RedisError:
+                    return
                 yield frame(comment="ping")
     finally:
         events_hub.detach(feed)
-        slots.release()
+        try:
+            slots.release()
+        except redis.RedisError:
+            pass  # the slot expires by itself (STREAM_SLOT_SECONDS)
