@@ -139,10 +139,42 @@ HEARTBEAT_SECONDS = 30
 
 
 def beat(run_id):
-    """Called by the run job while it works: "this run is in hand"."""
+    """Called by the run job while it works: "this run is in hand", and by which process (so a
+    reaper on the same machine need not wait for the heartbeat to expire to see that it died)."""
     from runner.extensions import redis_client
 
-    redis_client.connection.set(HEARTBEAT_KEY.format(run_id=run_id), "1", ex=HEARTBEAT_SECONDS)
+    value = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": _process_start(os.getpid())})
+    redis_client.connection.set(HEARTBEAT_KEY.format(run_id=run_id), value, ex=HEARTBEAT_SECONDS)
+
+
+def _process_start(pid):
+    """The process's start time (Linux: /proc), telling a reused pid apart; None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def _holder_alive(raw):
+    """Whether the process a heartbeat names still runs; True when it cannot be told from here
+    (another machine, an old-style heartbeat)."""
+    try:
+        holder = json.loads(raw)
+    except ValueError:
+        return True
+    if not isinstance(holder, dict) or holder.get("host") != socket.gethostname() or not holder.get("pid"):
+        return True
+    if holder.get("started") is None:
+        try:
+            os.kill(int(holder["pid"]), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+    return _process_start(int(holder["pid"])) == holder["started"]
 
 
 def agent_started(run_id, pgid):
@@ -175,7 +207,8 @@ def _stop_orphaned_agent(connection, run_id):
 
 def reap_lost_runs():
     """Fail runs whose job is gone: queued with no job left in Redis, or running/paused with no
-    heartbeat from a worker. Returns the ids failed. Safe to run anywhere, any number of times."""
+    heartbeat from a worker, or whose heartbeat names a process of this machine that is gone.
+    Returns the ids failed. Safe to run anywhere, any number of times."""
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
 
@@ -195,11 +228,12 @@ def reap_lost_runs():
                 continue
             reason = "its job is no longer queued"
         else:
-            if connection.exists(HEARTBEAT_KEY.format(run_id=run.id)):
+            heartbeat = connection.get(HEARTBEAT_KEY.format(run_id=run.id))
+            if heartbeat is not None and _holder_alive(heartbeat):
                 continue
-            if run.started_at and (now - run.started_at).total_seconds() < HEARTBEAT_SECONDS:
+            if heartbeat is None and run.started_at and (now - run.started_at).total_seconds() < HEARTBEAT_SECONDS:
                 continue
-            reason = "its worker stopped (no heartbeat)"
+            reason = "its worker stopped" + (" (no heartbeat)" if heartbeat is None else "")
         previous = run.status
         if states.transition(Run, run.id, states.RUN_STEPS["failed"], status_detail=f"Lost: {reason}.", finished_at=now):
             events.add(run.id, "error", f"The run was lost: {reason}. Retry it to run it again.", severity="error")

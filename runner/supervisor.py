@@ -2,8 +2,9 @@
 
 Migrates and seeds, starts Redis (embedded unless RUNNER_REDIS_URL is set), RQ workers and gunicorn
 with gevent workers (an open SSE stream costs a greenlet, not a worker), then waits. Ctrl-C or
-SIGTERM stops the server and the workers (gracefully, then by force), then Redis; if any child
-dies, everything stops. Each child runs in its own session, so a terminal's Ctrl-C reaches only
+SIGTERM stops the server and the workers (gracefully, then by force), fails the runs they were
+still running (retry runs them again), then stops Redis. A worker that dies is restarted (runs it
+held are failed at once, with an error event); if the server or Redis dies, everything stops. Each child runs in its own session, so a terminal's Ctrl-C reaches only
 this supervisor, which then stops them in that order, and so whatever a child started (gunicorn
 workers, RQ work horses and their agent processes) can be found and killed with it.
 """
@@ -26,14 +27,19 @@ from runner.embedded_redis import EmbeddedRedis
 # SIGTERM (RQ's cold shutdown: the job is abandoned), before every process left is killed.
 GRACE_SECONDS = 10.0
 COLD_SECONDS = 5.0
-REAP_SECONDS = 60.0
+# Lost runs (their worker died) are failed this often; a dead worker of this machine is seen at
+# once, one elsewhere when its heartbeat expires (runner.runs.HEARTBEAT_SECONDS).
+REAP_SECONDS = 15.0
+# A worker dying more often than this in a minute is not restarted again: everything stops.
+MAX_RESTARTS_PER_MINUTE = 5
 
 
 class Supervisor:
     def __init__(self, host, port, workers, http_workers):
         self.host, self.port = host, port
         self.workers, self.http_workers = workers, http_workers
-        self.children = []  # (name, Popen), in start order
+        self.children = []  # (name, argv, Popen), in start order
+        self.restarts = []  # times of worker restarts
         self.redis = None
         self.app = None
         self.signals = 0
@@ -97,8 +103,22 @@ class Supervisor:
         )
 
     def _spawn(self, name, argv):
-        process = subprocess.Popen(argv, start_new_session=True, preexec_fn=_stop_with_parent(signal.SIGTERM))
-        self.children.append((name, process))
+        self.children.append((name, argv, self._popen(argv)))
+
+    @staticmethod
+    def _popen(argv):
+        return subprocess.Popen(argv, start_new_session=True, preexec_fn=_stop_with_parent(signal.SIGTERM))
+
+    def _restart(self, index):
+        """Start worker `index` again; False when workers die too often to keep trying."""
+        now = time.monotonic()
+        self.restarts = [t for t in self.restarts if now - t < 60] + [now]
+        if len(self.restarts) > MAX_RESTARTS_PER_MINUTE:
+            return False
+        name, argv, _ = self.children[index]
+        self._reap()  # what it was running is lost (an orphaned work horse still running keeps its run)
+        self.children[index] = (name, argv, self._popen(argv))
+        return True
 
     def _reap(self):
         """Fail runs whose worker died (a kill -9 leaves them `running` otherwise)."""
@@ -118,10 +138,14 @@ class Supervisor:
             if time.monotonic() >= next_reap:
                 next_reap = time.monotonic() + REAP_SECONDS
                 self._reap()
-            for name, process in self.children:
-                if process.poll() is not None:
-                    click.echo(f"{name} exited with {process.returncode}; stopping everything", err=True)
-                    return 1
+            for index, (name, _, process) in enumerate(self.children):
+                if process.poll() is None:
+                    continue
+                if name.startswith("worker-") and self._restart(index):
+                    click.echo(f"{name} exited with {process.returncode}; restarted it", err=True)
+                    continue
+                click.echo(f"{name} exited with {process.returncode}; stopping everything", err=True)
+                return 1
             if self.redis and self.redis.process.poll() is not None:
                 click.echo("embedded redis-server exited; stopping everything", err=True)
                 return 1
@@ -131,7 +155,7 @@ class Supervisor:
 
     def _stop(self):
         # The server and the workers first (they use Redis), then Redis.
-        processes = [process for _, process in reversed(self.children)]
+        processes = [process for _, _, process in reversed(self.children)]
         signalled = self.signals
         for process in processes:
             _signal(process, signal.SIGTERM)
@@ -140,13 +164,18 @@ class Supervisor:
             for process in processes:
                 _signal(process, signal.SIGTERM)
             self._wait_exit(processes, COLD_SECONDS, lambda: self.signals > signalled + 1)
-        for name, process in reversed(self.children):
+        for name, _, process in reversed(self.children):
             if process.poll() is None:
                 click.echo(f"{name} did not stop in time; killing it", err=True)
             # Also whatever it started and left behind (orphaned gunicorn workers, work horses).
             _kill_session(process.pid)
             process.wait()
+        had_children = bool(self.children)
         self.children.clear()
+        if had_children and self.app is not None:
+            # Runs the workers were still running when stopped: failed now (retry runs them
+            # again), not left `running` until some later reaper notices.
+            self._reap()
         if self.redis:
             self.redis.stop()
 

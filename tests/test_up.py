@@ -216,3 +216,102 @@ def test_ctrl_c_stops_everything_and_redis_last(up):
     # The worker said goodbye to Redis before Redis went away.
     assert "could not connect to Redis" not in up.log()
     assert "Traceback" not in up.log()
+
+
+# Ticks until the file named by its prompt exists, then exits 0: a run that takes as long as the test wants.
+TICKER = r"""
+import pathlib, sys, time
+marker = pathlib.Path(sys.argv[1])
+n = 0
+while not marker.exists():
+    print(f"tick {n}", flush=True); n += 1; time.sleep(0.1)
+print("done", flush=True)
+"""
+
+
+def _call(up, method, path, token, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(up.base + path, data=data, method=method, headers={
+        "Authorization": f"Bearer {token}", **({"Content-Type": "application/json"} if data else {})})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _running_run(up, tmp_path):
+    """A user's run of the ticking agent, running under `runner up`: (token, run id, marker file)."""
+    from gitrepo import origin_url
+
+    up.cli("users", "create", "admin@example.com", "--admin", "--password", "correct horse battery")
+    token = up.cli("tokens", "create", "admin@example.com").strip()
+    status, elevated = _call(up, "POST", "/api/auth/elevate", token,
+                             {"password": "correct horse battery", "abilities": ["settings:write"]})
+    assert status == 201, elevated
+    status, body = _call(up, "PUT", "/api/settings/providers/command", elevated["token"],
+                         {"enabled": True, "command": [sys.executable, "-c", TICKER, "{prompt}"]})
+    assert status == 200, body
+    status, project = _call(up, "POST", "/api/projects", token,
+                            {"name": "demo", "repositoryUrl": origin_url(tmp_path / "origin")})
+    assert status == 202, project
+    deadline = time.monotonic() + 60
+    while _call(up, "GET", f"/api/projects/{project['id']}", token)[1]["status"] != "ready":
+        assert time.monotonic() < deadline, up.log()
+        time.sleep(0.2)
+    marker = tmp_path / "agent-may-finish"
+    status, run = _call(up, "POST", "/api/runs", token, {"projectId": project["id"], "title": "tick",
+                                                          "prompt": str(marker), "selectedAgent": "command"})
+    assert status == 201, run
+    assert _call(up, "POST", f"/api/runs/{run['id']}/start", token)[0] == 202
+    _wait_status(up, token, run["id"], ("running",), 60)
+    time.sleep(1)  # ticking
+    return token, run["id"], marker
+
+
+def _wait_status(up, token, run_id, statuses, seconds):
+    deadline = time.monotonic() + seconds
+    while True:
+        run = _call(up, "GET", f"/api/runs/{run_id}", token)[1]
+        if run["status"] in statuses:
+            return run
+        assert time.monotonic() < deadline, (run, up.log()[-3000:])
+        time.sleep(0.2)
+
+
+def test_a_worker_killed_mid_run_is_replaced_its_run_failed_within_60s_and_retry_succeeds(up, tmp_path):
+    from runner.supervisor import _kill_session
+
+    up.start()
+    token, run_id, marker = _running_run(up, tmp_path)
+    (worker,) = [pid for pid, (_, cmd) in _descendants(up.process.pid).items()
+                 if cmd.endswith("runner worker ") and _proc_stat(pid)[0] == up.process.pid]  # not its work horse
+    killed_at = time.monotonic()
+    _kill_session(worker)  # kill -9 of the worker and its work horse, mid-run
+    failed = _wait_status(up, token, run_id, ("failed",), 60)
+    assert time.monotonic() - killed_at < 60
+    assert failed["statusDetail"].startswith("Lost: its worker stopped")
+    status, events = _call(up, "GET", f"/api/runs/{run_id}/events?severity=error", token)
+    assert any(e["eventType"] == "error" and "lost" in e["message"] for e in events["data"]), events
+    # runner up started another worker: the retry runs, and completes once the agent may finish.
+    assert _call(up, "POST", f"/api/runs/{run_id}/retry", token)[0] == 202
+    _wait_status(up, token, run_id, ("running",), 60)
+    marker.write_text("go")
+    assert _wait_status(up, token, run_id, ("completed", "failed"), 60)["status"] == "completed"
+    assert "restarted it" in up.log()
+    assert up.stop(lambda: up.process.send_signal(signal.SIGTERM)) == 0, up.log()
+
+
+def test_sigterm_during_a_run_leaves_no_run_running(up, tmp_path):
+    import sqlite3
+
+    up.start()
+    token, run_id, _ = _running_run(up, tmp_path)
+    processes = _descendants(up.process.pid)
+    assert up.stop(lambda: up.process.send_signal(signal.SIGTERM)) == 0, up.log()
+    assert _still_running(processes) == {}
+    with sqlite3.connect(up.data_dir / "runner.db") as db:
+        status, detail = db.execute("select status, status_detail from runs where id = ?", (run_id,)).fetchone()
+        errors = db.execute("select count(*) from agent_events where run_id = ? and event_type = 'error'", (run_id,)).fetchone()
+    assert (status, detail) == ("failed", "Lost: its worker stopped."), up.log()[-3000:]
+    assert errors == (1,)
