@@ -142,9 +142,22 @@ def _execute_run(run_id):
     except Exception as exc:
         log.exception("run %s failed", run_id)
         db.session.rollback()
-        events.add(run.id, "error", f"The run failed: {getattr(exc, 'message', None) or type(exc).__name__}", severity="error")
+        events.add(run.id, "error", _failure_message(exc), severity="error")
         db.session.commit()
         _step(run, "failed", detail="The run failed; see its error event.", finished_at=utcnow())
+
+
+def _failure_message(exc):
+    """What the run's error event says of an unexpected failure, in the user's terms."""
+    import errno
+
+    text = getattr(exc, "message", None) or str(exc)
+    if getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in text:
+        return (
+            f"The run failed: the data directory ({current_app.config['DATA_DIR']}) is full (No space left on "
+            "device). Free some space, then retry the run."
+        )
+    return f"The run failed: {getattr(exc, 'message', None) or type(exc).__name__}"
 
 
 def _refresh_docs(run, worktree, summary):

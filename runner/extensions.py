@@ -38,8 +38,14 @@ redis_client = RedisClient()
 def rate_limit_key():
     """Per user once the bearer token is known, per client address before."""
     from runner.auth import current_token
+    from runner.errors import UNAVAILABLE
 
-    token = current_token(required=False)
+    try:
+        token = current_token(required=False)
+    except UNAVAILABLE:
+        # The database is out of reach: the request will be a 503 anyway. Raising here would
+        # make Flask-Limiter take its own storage (Redis) for dead.
+        token = None
     if token is not None:
         return f"user:{token.user_id}"
     return f"ip:{request.remote_addr}"

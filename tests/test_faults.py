@@ -1,15 +1,23 @@
-"""Faults: Redis going away while the API serves, and coming back.
+"""Faults, each injected for real: Redis going away while the API serves, the database out of
+reach for a moment, and a full disk in the data directory during a run.
 
-Reads keep working (rate limits fall back to per-process memory), what needs Redis (queueing
-jobs, Idempotency-Key, new event streams) answers 503 problems that say so, open event streams end
-cleanly (the client reconnects with Last-Event-ID), and everything works again once Redis returns.
-The Redis here is a private redis-server the test stops and starts, not the suite's.
+- Redis away: reads keep working (rate limits fall back to per-process memory), what needs Redis
+  (queueing jobs, Idempotency-Key, new event streams) answers 503 problems that say so, open event
+  streams end cleanly (the client reconnects with Last-Event-ID), and everything works again once
+  Redis returns. The Redis is a private redis-server the test stops and starts, not the suite's.
+- Database out of reach (PostgreSQL: its connections cut by a TCP proxy the test controls; SQLite:
+  another process holding the database's exclusive lock): 503 problems, nothing half-written, and
+  recovery once it is back.
+- Disk full (a small tmpfs as the data directory): the run fails with an error event that says so,
+  no snapshot row without its ref, and a retry works once space is freed.
+(kill -9 of a worker and SIGTERM of `runner up` mid-run are in tests/test_up.py.)
 """
 import json
 import shutil
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 import redis
@@ -137,3 +145,200 @@ def test_an_open_stream_ends_cleanly_when_redis_goes_away(outage_app, make_user,
     frames = sse_frames(received)
     # Every frame whole; the client resumes after the last id with Last-Event-ID.
     assert [json.loads(f["data"])["message"] for f in frames if f.get("event") == "agent_event"] == ["created"]
+
+
+# Fills the disk it works on, then claims success: what Runner must survive is what comes after.
+DISK_FILLER = r"""
+import sys
+try:
+    with open("filler.bin", "wb") as f:
+        while True:
+            f.write(b"x" * (1 << 20))
+except OSError as exc:
+    print(f"stopped writing: {exc.strerror}", flush=True)
+"""
+
+
+@pytest.fixture
+def small_data_dir(tmp_path):
+    """A 24 MB tmpfs as the data directory (mounting needs root, as CI and this machine have)."""
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs as the data directory needs root")
+    mount_point = tmp_path / "small-data"
+    mount_point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount_point)], check=True)
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_full_disk_during_a_run_fails_it_cleanly_with_a_clear_event(config, make_app, make_user, small_data_dir, tmp_path):
+    import sys
+
+    from runner import queue
+    from runner.extensions import db
+    from runner.models import Run
+
+    config.DATA_DIR = str(small_data_dir)
+    app = make_app(config)
+    api = _login(app, make_user)
+    with app.app_context():
+        from runner.models import User
+
+        admin = db.session.scalar(db.select(User).where(User.email == api.email))
+        admin.is_admin = True
+        db.session.commit()
+    elevated = api.post("/api/auth/elevate", json={"password": PASSWORD, "abilities": ["settings:write"]})
+    assert elevated.status_code == 201, elevated.get_json()
+    admin_api = ApiClient(api.client, elevated.get_json()["token"])
+    assert admin_api.put("/api/settings/providers/command", json={
+        "enabled": True, "command": [sys.executable, "-c", DISK_FILLER]}).status_code == 200
+
+    def work():
+        with app.app_context():
+            queue.make_worker(list(queue.QUEUES), fork=False).work(burst=True)
+
+    project = api.post("/api/projects", json={"name": "demo", "repositoryUrl": origin_url(tmp_path / "origin")}).get_json()
+    work()
+    assert api.get(f"/api/projects/{project['id']}").get_json()["status"] == "ready"
+    run = api.post("/api/runs", json={"projectId": project["id"], "title": "fill", "prompt": "go",
+                                      "selectedAgent": "command"}).get_json()
+    assert api.post(f"/api/runs/{run['id']}/start").status_code == 202
+    work()
+    final = api.get(f"/api/runs/{run['id']}").get_json()
+    assert final["status"] == "failed", final
+    errors = api.get(f"/api/runs/{run['id']}/events", query_string={"severity": "error"}).get_json()["data"]
+    assert any("No space left" in e["message"] and "data directory" in e["message"] for e in errors), errors
+    # Nothing half-written: no post_run snapshot row for a snapshot git could not write.
+    with app.app_context():
+        from runner.models import Snapshot
+
+        kinds = db.session.scalars(db.select(Snapshot.kind).where(Snapshot.run_id == run["id"])).all()
+        assert db.session.get(Run, run["id"]).status == "failed"
+    assert "post_run" not in kinds
+    # Space freed, a retry works again.
+    with app.app_context():
+        from jobs.runs import worktree_path
+
+        (worktree_path(db.session.get(Run, run["id"])) / "filler.bin").unlink()
+    assert admin_api.put("/api/settings/providers/command", json={
+        "enabled": True, "command": [sys.executable, "-c", "print('fine')"]}).status_code == 200
+    assert api.post(f"/api/runs/{run['id']}/retry").status_code == 202
+    work()
+    assert api.get(f"/api/runs/{run['id']}").get_json()["status"] == "completed"
+
+
+class _CuttableProxy:
+    """A TCP proxy to PostgreSQL the test can cut (existing connections dropped, new ones refused)."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.open, self.sockets, self.lock = True, [], threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.open:
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self.lock:
+                self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+
+    def cut(self):
+        self.open = False
+        with self.lock:
+            for sock in self.sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self.sockets.clear()
+
+    def restore(self):
+        self.open = True
+
+    def close(self):
+        self.cut()
+        self.listener.close()
+        time.sleep(0.2)  # the pipes see their sockets shut and close them
+
+
+@pytest.fixture
+def database_outage(config, make_app, database_url):
+    """(app, cut, restore): an app whose database can be put out of reach and brought back."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        import sqlite3
+
+        holder = {}
+        # A short busy timeout: the app gives up on a locked database after 1 s, not 5.
+        config.SQLALCHEMY_ENGINE_OPTIONS = {**config.SQLALCHEMY_ENGINE_OPTIONS, "connect_args": {"timeout": 1}}
+
+        def cut():
+            holder["connection"] = sqlite3.connect(url.database, timeout=5, isolation_level=None)
+            holder["connection"].execute("BEGIN EXCLUSIVE")
+
+        def restore():
+            holder.pop("connection").execute("ROLLBACK")
+
+        yield make_app(config), cut, restore
+        if "connection" in holder:
+            restore()
+        return
+    proxy = _CuttableProxy(url.port or 5432)
+    config.SQLALCHEMY_DATABASE_URI = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    yield make_app(config), proxy.cut, proxy.restore
+    proxy.close()
+
+
+def test_the_database_out_of_reach_gives_503s_nothing_half_written_then_recovers(database_outage, make_user, app, tmp_path):
+    from runner.extensions import db
+    from runner.models import Project
+
+    outage_app, cut, restore = database_outage
+    api = _login(outage_app, make_user)
+    assert api.get("/api/projects").status_code == 200
+
+    cut()
+    created = api.post("/api/projects", json={"name": "during", "repositoryUrl": origin_url(tmp_path / "origin")})
+    body = assert_problem(created, 503, "dependency-unavailable")
+    assert "database" in body["detail"].lower(), body
+    assert created.headers["Retry-After"]
+    restore()
+
+    with app.app_context():  # the suite's own app, on its own connections
+        assert db.session.scalar(db.select(db.func.count()).select_from(Project)) == 0  # nothing half-written
+    # Back: the pool replaces the connections the outage broke.
+    assert wait_for(lambda: api.get("/api/projects").status_code == 200, timeout=15)
+    again = api.post("/api/projects", json={"name": "after", "repositoryUrl": origin_url(tmp_path / "origin-2")})
+    assert again.status_code == 202, again.get_json()
