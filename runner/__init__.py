@@ -1,4 +1,5 @@
 """Runner: a self-hosted run controller for coding agents. `create_app` builds the Flask app."""
+import io
 import os
 import secrets
 from pathlib import Path
@@ -48,6 +49,9 @@ def create_app(config=None):
 
     register_blueprints(api)
     limiter.exempt(app.blueprints["api-docs"])
+    from blueprints import console
+
+    console.init_app(app)  # the web console at /console/: plain Flask, outside the API document
     app.teardown_appcontext(_close_session)
     if app.config["PROXY_COUNT"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -64,12 +68,15 @@ def _close_session(exc):
 
 
 def _require_json_body():
-    """415 for a body that is not JSON; bodiless POSTs (actions like /start) need no Content-Type."""
-    if request.method not in ("POST", "PUT", "PATCH") or request.endpoint is None:
+    """413 for a body over MAX_CONTENT_LENGTH, whether or not the view reads it; 415 for a body that
+    is not JSON; bodiless POSTs (actions like /start) need no Content-Type."""
+    if request.endpoint is None:
         return None
-    has_body = (request.content_length or 0) > 0 or "chunked" in request.headers.get(
-        "Transfer-Encoding", ""
-    )
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "")
+    _limit_body(chunked)
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return None
+    has_body = (request.content_length or 0) > 0 or chunked
     if has_body and not request.is_json:
         from runner.errors import problem
 
@@ -78,6 +85,33 @@ def _require_json_body():
             detail=f"Send the body as application/json (got {request.mimetype or 'no Content-Type'}).",
         )
     return None
+
+
+def _limit_body(chunked):
+    """Raise 413 when the body is larger than MAX_CONTENT_LENGTH.
+
+    A Content-Length says so at once. A chunked body (no Content-Length) is read here, up to one
+    byte past the limit: Werkzeug would stop reading at the limit without a word and hand the view a
+    truncated body. What was read is put back as the body the view reads.
+    """
+    from werkzeug.exceptions import RequestEntityTooLarge
+
+    limit = request.max_content_length
+    if not limit:
+        return
+    if (request.content_length or 0) > limit:
+        raise RequestEntityTooLarge()
+    if not chunked or not request.environ.get("wsgi.input_terminated"):
+        return  # without the server's word that the stream ends, Werkzeug reads no body at all
+    stream, body = request.environ["wsgi.input"], bytearray()
+    while len(body) <= limit:
+        chunk = stream.read(limit + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
+    if len(body) > limit:
+        raise RequestEntityTooLarge()
+    request.environ["wsgi.input"] = io.BytesIO(bytes(body))
 
 
 def _resolve_paths_and_secrets(app):

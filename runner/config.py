@@ -47,8 +47,9 @@ class Config:
         # Tokens. None: personal access tokens do not expire unless revoked.
         self.TOKEN_TTL_SECONDS = env_int("TOKEN_TTL_SECONDS", 0) or None
         self.ELEVATION_TTL_SECONDS = env_int("ELEVATION_TTL_SECONDS", 15 * 60)
-        # Stream tokens (for EventSource, which cannot send headers) live this long.
-        self.STREAM_TOKEN_TTL_SECONDS = env_int("STREAM_TOKEN_TTL_SECONDS", 300)
+        # Stream tokens (for EventSource, which cannot send headers) must be used this soon: they
+        # open a stream, which then lasts; a reconnect after that asks for a new one.
+        self.STREAM_TOKEN_TTL_SECONDS = env_int("STREAM_TOKEN_TTL_SECONDS", 60)
         self.STREAMS_PER_USER = env_int("STREAMS_PER_USER", 4)
         # Signed links to a command's stdout/stderr (served without a bearer token) live this long.
         self.BLOB_URL_TTL_SECONDS = env_int("BLOB_URL_TTL_SECONDS", 15 * 60)
