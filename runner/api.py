@@ -8,12 +8,14 @@ Every blueprint imports `Blueprint`, `Schema` and `paginate` from here, never fr
 """
 import datetime as dt
 import functools
+import re
+from collections.abc import Mapping
 
 import flask_smorest
 import marshmallow as ma
 from flask import current_app, request
 from itsdangerous import BadSignature, URLSafeSerializer
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, UnicodeConverter
 from webargs.flaskparser import FlaskParser
 
 from runner import errors
@@ -52,6 +54,22 @@ class StrictBoolean(ma.fields.Boolean):
         return value
 
 
+UNSTORABLE_TEXT = "Text must not contain NUL characters (\\u0000) or unpaired surrogates."
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # jobs.providers.base.storable replaces the same
+
+
+def is_unstorable(value):
+    """Whether `value` holds a string no database column can keep: a NUL (PostgreSQL refuses it in
+    text) or an unpaired surrogate (JSON's "\\ud800" is no character, and UTF-8 cannot encode it)."""
+    if isinstance(value, str):
+        return _UNSTORABLE.search(value) is not None
+    if isinstance(value, Mapping):
+        return any(is_unstorable(key) or is_unstorable(item) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(is_unstorable(item) for item in value)
+    return False
+
+
 class Schema(ma.Schema):
     """Base schema: snake_case attributes, camelCase on the wire; unknown keys are errors."""
 
@@ -60,6 +78,16 @@ class Schema(ma.Schema):
 
     def on_bind_field(self, field_name, field_obj):
         field_obj.data_key = camelcase(field_obj.data_key or field_name)
+
+    @ma.pre_load
+    def refuse_unstorable_text(self, data, **kwargs):
+        """Bodies and query strings: such text would fail in the database (a 500) or in an argv or
+        environment (a failed commit), so it is a 422 naming the member, before any view sees it."""
+        if isinstance(data, Mapping):
+            errors = {key: [UNSTORABLE_TEXT] for key, value in data.items() if is_unstorable(key) or is_unstorable(value)}
+            if errors:
+                raise ma.ValidationError(errors)
+        return data
 
 
 class ProblemSchema(Schema):
@@ -93,11 +121,21 @@ class IdConverter(IntegerConverter):
         super().__init__(url_map, min=1, max=MAX_ID)
 
 
+class TextConverter(UnicodeConverter):
+    """`<name>` and `<string:name>` in routes: a path segment, but never one holding a NUL, which a
+    database cannot even compare with (PostgreSQL refuses it): such a path is a 404 at routing."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        super().__init__(url_map, *args, **kwargs)
+        self.regex = self.regex.replace("[^/]", "[^/\x00]")
+
+
 class Api(flask_smorest.Api):
     ERROR_SCHEMA = ProblemSchema
 
     def init_app(self, app, *, spec_kwargs=None):
         app.url_map.converters["id"] = IdConverter
+        app.url_map.converters["default"] = app.url_map.converters["string"] = TextConverter
         super().init_app(app, spec_kwargs=spec_kwargs)
         self.register_converter(
             IdConverter, lambda converter: {"type": "integer", "minimum": 1, "maximum": MAX_ID}

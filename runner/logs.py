@@ -50,6 +50,18 @@ class JsonFormatter(logging.Formatter):
 
 
 class _TextFormatter(logging.Formatter):
+    """One record, one line: line breaks in a message (a request path, a git error, a run title)
+    are written as `\\r` and `\\n`, so no text can start a line that looks like a record of its own.
+    A traceback keeps its own lines, after the record's."""
+
+    def formatMessage(self, record):
+        message = record.message
+        record.message = message.replace("\r", "\\r").replace("\n", "\\n")
+        try:
+            return super().formatMessage(record)
+        finally:
+            record.message = message
+
     def format(self, record):
         text = super().format(record)
         ids = []

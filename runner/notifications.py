@@ -8,6 +8,7 @@ nothing, and the queueing is guarded, so Redis trouble costs a push, never the r
 itself is `jobs.notifications`.
 """
 import logging
+import re
 import threading
 from urllib.parse import urlsplit
 
@@ -27,6 +28,7 @@ EXPIRATION_SECONDS = 24 * 60 * 60
 ANNOUNCED_TTL_SECONDS = 7 * 24 * 60 * 60
 _STAGED = "runner_run_announcements"
 _listening = threading.Lock()
+_TOPIC = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def announces(status, detail=None):
@@ -92,6 +94,10 @@ def readiness():
     missing = [f"apns.{name}" for name, value in values.items() if not value]
     if missing:
         return None, f"APNs is not configured: set {', '.join(missing)}"
+    if not _TOPIC.fullmatch(values["topic"]):
+        # It is sent as the apns-topic header: anything but a bundle ID (and its .voip-style
+        # suffixes) would be refused by APNs, or be no header at all.
+        return None, "apns.topic must be the app's bundle ID (letters, digits, '.', '-' and '_')"
     endpoint = settings.get("apns.endpoint") or None
     if endpoint:
         parts = urlsplit(endpoint)
@@ -114,12 +120,17 @@ def _clip(text, limit):
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def _one_line(text):
+    # A title or detail with line breaks would add lines of its own to the alert ("…\nApproved").
+    return " ".join(text.split())
+
+
 def payload(run, project, status):
     """The push of `run` reaching `status`: a short alert, and `runId` for the app's deep link.
-    Clipped so that no title or detail can push it past APNs' 4 KB."""
-    body = run.title or f"Run {run.id}"
+    One line each, clipped so that no title or detail can push it past APNs' 4 KB."""
+    body = _one_line(run.title or "") or f"Run {run.id}"
     if status != "completed" and run.status_detail:
-        body = f"{body} — {run.status_detail}"
+        body = f"{body} — {_one_line(run.status_detail)}"
     return {
         "aps": {
             "alert": {"title": _clip(f"{project.name}: {HEADLINES[status]}", 120), "body": _clip(body, 400)},

@@ -35,9 +35,24 @@ def archive_root():
 
 @contextlib.contextmanager
 def git_access():
-    """(env, secrets) for git from the server params; the token only ever travels in the env."""
-    with credentials.git_credentials(settings.get("git.httpsToken"), settings.get("git.sshKeyPath")) as access:
+    """(env, secrets) for git from the server params; the token only ever travels in the env, and
+    only to the hosts of git.httpsTokenHosts (project URLs come from users: any other host could
+    be theirs, asking for the token)."""
+    token = settings.get("git.httpsToken")
+    scopes = token_scopes(settings.get("git.httpsTokenHosts"))
+    with credentials.git_credentials(token if scopes else None, settings.get("git.sshKeyPath"), token_scope=scopes) as access:
         yield access
+
+
+def token_scopes(hosts):
+    """URL prefixes for git's credential config from "github.com, http://127.0.0.1:8080": a bare
+    host (or host:port) means HTTPS."""
+    scopes = []
+    for entry in (hosts or "").split(","):
+        entry = entry.strip().rstrip("/")
+        if entry:
+            scopes.append(entry if "://" in entry else f"https://{entry}")
+    return scopes
 
 
 @contextlib.contextmanager

@@ -54,6 +54,9 @@ REGISTRY = {
         Param("git.authorName", "string", "Runner", "Author name of commits Runner makes."),
         Param("git.authorEmail", "string", "runner@localhost", "Author email of commits Runner makes."),
         Param("git.httpsToken", "string", None, "Token for cloning/pushing private HTTPS repositories.", secret=True),
+        Param("git.httpsTokenHosts", "string", None,
+              "Hosts that receive git.httpsToken, comma-separated (github.com, git.example.com:8443, or a URL "
+              "prefix like http://10.0.0.5:3000). Unset: the token is sent to no host."),
         Param("git.sshKeyPath", "string", None, "Private key file for SSH repository URLs."),
         Param("docs.folder", "string", "docs/ai", "Folder of the managed docs in each repository."),
         Param("docs.autoUpdate", "boolean", True,

@@ -17,6 +17,10 @@ SUMMARY_MAX_CHARS = 1000
 SUMMARY_MAX_LINES = 15
 # Paths named in a changed-files line before "and N more".
 LINE_MAX_PATHS = 10
+# Lines git reads as the end of a commit message: a patch divider (`git interpret-trailers`) and the
+# scissors line of `git commit --cleanup=scissors` (every trailer reader, `%(trailers)` included).
+_DIVIDER = re.compile(r"---(\s|$)")
+_SCISSORS = "------------------------ >8 ------------------------"
 
 
 class NothingToCommit(GitError):
@@ -83,10 +87,10 @@ def commit_worktree(worktree, branch, title, summary=None, trailers=(), author=D
 def build_message(title, summary, trailers=()):
     """`title`, blank line, `summary`, blank line, `Key: value` trailers — the paragraph git reads
     as trailers (`git interpret-trailers`, `%(trailers)`) is the last one, and only ours."""
-    parts = [_one_line(title) or "Runner commit"]
+    parts = [_inert(_one_line(title)) or "Runner commit"]
     body = trim_summary(summary)
     if body:
-        parts.append(body)
+        parts.append("\n".join(_inert(line) for line in body.split("\n")))
     if trailers:
         parts.append("\n".join(f"{key}: {_one_line(str(value))}" for key, value in trailers))
     return "\n\n".join(parts) + "\n"
@@ -210,6 +214,14 @@ def _resolve(repo, rev):
         if exc.returncode == 1:
             return None
         raise
+
+
+def _inert(line):
+    """`line` of a title or summary, indented one space if git would read it as the end of the
+    message: text from a user or an agent must neither hide Runner's trailers nor pass off its own
+    (a summary "…\\n---\\nRunner-Run: 999" would otherwise be the trailer `git interpret-trailers`
+    finds, and a scissors line would leave `%(trailers)` with none)."""
+    return " " + line if _DIVIDER.match(line) or _SCISSORS in line else line
 
 
 def _one_line(text):

@@ -30,8 +30,8 @@ def git_env(https_token=None, ssh_key_path=None, base_env=None, *, https_usernam
     """(env, secrets) for `run_git` and the functions of `workspaces.repository`.
 
     - `https_token`: answered to git's HTTPS authentication challenges. `token_scope` (a URL prefix
-      such as "https://github.com") limits it to that host; without it, any HTTPS remote that asks
-      gets the token, so a scope is wise when project URLs come from users.
+      such as "https://github.com", or a list of them) limits it to those hosts; without it, any
+      HTTPS remote that asks gets the token, so a scope is wise when project URLs come from users.
     - `ssh_key_path`: the only identity ssh offers. Without it ssh still runs in batch mode, so an
       unknown passphrase or host fails instead of waiting for a person.
     - `secrets`: what error messages must never show; pass it on to the git functions.
@@ -42,8 +42,9 @@ def git_env(https_token=None, ssh_key_path=None, base_env=None, *, https_usernam
     if token:
         if any(char.isspace() for char in token):
             raise ValueError("the HTTPS token must not contain whitespace")
-        key = f"credential.{token_scope}.helper" if token_scope else "credential.helper"
-        env = add_config(env, [(key, _HELPER)])
+        scopes = [token_scope] if isinstance(token_scope, str) else list(token_scope or ())
+        keys = [f"credential.{scope}.helper" for scope in scopes] or ["credential.helper"]
+        env = add_config(env, [(key, _HELPER) for key in keys])
         env[TOKEN_VARIABLE] = token
         env[USERNAME_VARIABLE] = https_username or DEFAULT_USERNAME
         secrets = (token,)

@@ -1,5 +1,6 @@
 """Project bodies."""
 import re
+from pathlib import Path
 
 import marshmallow as ma
 from flask import current_app
@@ -29,9 +30,16 @@ def _branch(value):
 
 def _repository_url(value):
     try:
-        repository.validate_url(value, allow_local=current_app.config["ALLOW_LOCAL_REPOS"])
+        url = repository.validate_url(value, allow_local=current_app.config["ALLOW_LOCAL_REPOS"])
     except ValueError as exc:
         raise ma.ValidationError(str(exc)) from None
+    if url.startswith(("/", "file://")):
+        # Every user's checkouts and worktrees live there (and Runner's secret key): a local path
+        # into it would clone another user's project.
+        data_dir = Path(current_app.config["DATA_DIR"]).resolve()
+        path = Path(url.removeprefix("file://")).resolve()
+        if path == data_dir or data_dir in path.parents:
+            raise ma.ValidationError("Runner's own data directory cannot be a project's repository.")
 
 
 class ProjectCreateArgs(Schema):

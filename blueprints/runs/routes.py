@@ -148,6 +148,17 @@ class Events(MethodView):
         return paginate(runs.event_query(run, args), AgentEvent.id, args, newest_first=False)
 
 
+_SSE_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "id": {"type": "string", "description": "The agent event's id (absent on `end`)"},
+        "event": {"type": "string", "enum": ["agent_event", "end"]},
+        "data": {"type": "string", "description": "JSON: the agent event, or `{runId, status}` on `end`"},
+    },
+}
+
+
 @blp.route("/<id:run_id>/events/stream")
 class EventStream(MethodView):
     @blp.requires(policies.PROJECTS_READ, stream=True)
@@ -157,7 +168,8 @@ class EventStream(MethodView):
             "200": {
                 "description": "Server-Sent Events: `id: <event id>`, `event: agent_event`, `data: <event>`; "
                 "`:ping` every 15 s; `event: end` with `{runId, status}` once the run is over",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                # The schema of each event of the stream (as OpenAPI 3.2's `itemSchema` says it).
+                "content": {"text/event-stream": {"schema": _SSE_EVENT}},
             }
         }
     )

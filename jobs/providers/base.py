@@ -5,17 +5,44 @@ environment with it, runs them in an `AgentProcess`, feeds each stdout line to `
 stores what comes back as agent events (SPEC §7).
 """
 import json
+import re
 
 SEVERITIES = ("debug", "info", "warning", "error")
 MESSAGE_MAX = 4000  # characters of a message; the full text stays in `data` where it matters
+# Runner's own configuration (RUNNER_SECRET_KEY, RUNNER_DATABASE_URL, RUNNER_REDIS_URL, secret server
+# params given through the environment) is the server's: an agent runs code it was told to run by a
+# model, and gets only what its provider needs (adapters add their own API key and endpoint).
+SERVER_VARIABLE_PREFIX = "RUNNER_"
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # what runner.api refuses in requests, for the same reason
 
 
 def event(event_type, message="", severity="info", path=None, **data):
-    """One agent event as adapters produce it."""
-    message = "" if message is None else str(message)
+    """One agent event as adapters produce it, its text fit for any database (see `storable`)."""
+    message = "" if message is None else storable(str(message))
     if len(message) > MESSAGE_MAX:
         message = message[: MESSAGE_MAX - 1] + "…"
-    return {"event_type": event_type, "severity": severity, "message": message, "path": path, "data": data}
+    return {
+        "event_type": event_type, "severity": severity, "message": message, "path": storable(path), "data": storable(data),
+    }
+
+
+def storable(value):
+    """`value` (text, or lists and dicts holding text) with NUL and unpaired surrogates replaced by
+    U+FFFD. An agent prints what it likes (a `cat` of a binary file, a JSON "\\u0000" or "\\ud800"),
+    and PostgreSQL refuses NUL in text and UTF-8 cannot encode a lone surrogate: stored as is, one
+    such line would fail the run."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [storable(item) for item in value]
+    return value
+
+
+def agent_environ(base_env):
+    """`base_env` without Runner's own configuration: the environment every agent starts from."""
+    return {name: value for name, value in base_env.items() if not name.startswith(SERVER_VARIABLE_PREFIX)}
 
 
 def substitute(command, prompt, model):
@@ -64,8 +91,9 @@ class Adapter:
         return substitute(command, prompt, model)
 
     def env(self, base_env, api_key=None, base_url=None):
-        """The agent's environment: `base_env` plus the credentials and endpoint, for the agent only."""
-        return dict(base_env)
+        """The agent's environment: `base_env` without Runner's own configuration, plus the
+        credentials and endpoint, for the agent only."""
+        return agent_environ(base_env)
 
     def parse_line(self, line):
         """Translate one stdout line into zero or more agent events. Never raises."""

@@ -8,7 +8,7 @@ whether a Write created or replaced the file, and it only exists once the tool r
 import os
 import re
 
-from jobs.providers.base import Adapter, event, loads, substitute
+from jobs.providers.base import Adapter, agent_environ, event, loads, substitute
 
 # As root `--dangerously-skip-permissions` is refused; acceptEdits plus an explicit allow list runs
 # the tools without prompts. Safe mode takes the shell and the network tools away entirely.
@@ -47,7 +47,7 @@ class ClaudeCodeAdapter(Adapter):
         return argv
 
     def env(self, base_env, api_key=None, base_url=None):
-        env = dict(base_env)
+        env = agent_environ(base_env)
         env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1"
         if api_key:
             env["ANTHROPIC_API_KEY"] = api_key

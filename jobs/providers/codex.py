@@ -8,7 +8,7 @@ Codex ignores OPENAI_BASE_URL, so a custom endpoint becomes a `local` model prov
 import json
 import os
 
-from jobs.providers.base import Adapter, event, loads, substitute
+from jobs.providers.base import Adapter, agent_environ, event, loads, substitute
 
 FILE_EVENTS = {"add": "file_created", "update": "file_updated", "delete": "file_deleted"}
 
@@ -50,7 +50,7 @@ class CodexAdapter(Adapter):
         return argv
 
     def env(self, base_env, api_key=None, base_url=None):
-        env = dict(base_env)
+        env = agent_environ(base_env)
         if api_key:
             env["OPENAI_API_KEY"] = api_key
         # Codex needs a CODEX_HOME that exists (its sessions, logs and auth live there).

@@ -309,7 +309,9 @@ def test_a_private_repository_is_cloned_with_the_https_token_which_is_never_stor
     make_repo(served / "private.git", {"secret-project.txt": "hello\n"})
     server = GitHttpServer(served, HTTP_USER, HTTP_TOKEN)
     try:
-        assert admin_api.put("/api/settings/server-params", json={"git.httpsToken": HTTP_TOKEN}).status_code == 200
+        host = server.url("").split("/")[2]
+        assert admin_api.put("/api/settings/server-params", json={
+            "git.httpsToken": HTTP_TOKEN, "git.httpsTokenHosts": f"github.com, http://{host}"}).status_code == 200
         project = _create(user_api, "https://git.example.com/private.git")
         # The test server speaks plain http on loopback, which the API rightly refuses; point the
         # row at it directly, as if TLS were there.
@@ -328,3 +330,26 @@ def test_a_private_repository_is_cloned_with_the_https_token_which_is_never_stor
         if path.is_file():
             assert HTTP_TOKEN.encode() not in path.read_bytes(), path
     assert HTTP_TOKEN not in user_api.get(f"{PROJECTS}/{project['id']}").get_data(as_text=True)
+
+
+def test_the_https_token_goes_only_to_the_hosts_it_is_meant_for(app, user_api, admin_api, tmp_path, run_jobs):
+    """A user's project URL may name any server, theirs included: it must not be handed the token."""
+    from gitrepo import HTTP_TOKEN, HTTP_USER, GitHttpServer, make_repo
+
+    served = tmp_path / "served"
+    make_repo(served / "bait.git", {"x.txt": "x\n"})
+    server = GitHttpServer(served, HTTP_USER, HTTP_TOKEN)  # asks for credentials, like a real one
+    try:
+        for hosts in (None, "github.com, git.example.com"):  # unset, or other hosts only
+            assert admin_api.put("/api/settings/server-params", json={
+                "git.httpsToken": HTTP_TOKEN, "git.httpsTokenHosts": hosts}).status_code == 200
+            project = _create(user_api, "https://git.example.com/bait.git")
+            with app.app_context():
+                db.session.get(Project, project["id"]).repository_url = server.url("bait.git")
+                db.session.commit()
+            run_jobs()
+            failed = user_api.get(f"{PROJECTS}/{project['id']}").get_json()
+            assert failed["status"] == "error", failed
+            assert server.authorizations and not any(server.authorizations), server.authorizations
+    finally:
+        server.close()

@@ -403,7 +403,8 @@ def test_a_push_with_wrong_credentials_reports_the_auth_failure_without_the_toke
         # The project's remote as a private HTTPS host would have it (served over loopback HTTP).
         git(_repo(app, project), "remote", "set-url", "origin", server.url("origin.git"))
         wrong = "wrong-" + HTTP_TOKEN
-        assert admin_api.put(PARAMS, json={"git.httpsToken": wrong}).status_code == 200
+        host = server.url("").split("/")[2]
+        assert admin_api.put(PARAMS, json={"git.httpsToken": wrong, "git.httpsTokenHosts": f"http://{host}"}).status_code == 200
         run_id = completed_run()
         assert user_api.post(f"{RUNS}/{run_id}/approve", json={"commit": True}).status_code == 200
         assert pusher.post(f"{RUNS}/{run_id}/push").status_code == 202
