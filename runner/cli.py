@@ -124,7 +124,7 @@ def reap_command():
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="RQ worker processes.")
-@click.option("--http-workers", default=1, show_default=True, type=int, help="gunicorn (gevent) processes.")
+@click.option("--http-workers", default=2, show_default=True, type=int, help="gunicorn (gevent) processes (each with its own event hub).")
 def up_command(host, port, workers, http_workers):
     """Migrate, seed, start Redis (embedded unless RUNNER_REDIS_URL is set), workers and the server."""
     from runner.supervisor import Supervisor

@@ -1,6 +1,6 @@
 """Benchmark: SSE delivery on the real server (run with -m perf -s).
 
-Starts gunicorn with BENCH_SSE_WORKERS (1) gevent workers on this test's database and Redis, opens STREAMS event streams
+Starts gunicorn with BENCH_SSE_WORKERS (2, as `runner up`) gevent workers on this test's database and Redis, opens STREAMS event streams
 on one run over raw sockets (one selector thread reads them all), then commits events one at a time
 and measures, at every client, commit→receipt latency: from just before the event's INSERT (flush)
 + COMMIT (whose after-commit hook publishes the wake-up) to the frame read off the socket. Next to it,
@@ -22,7 +22,7 @@ from helpers import bare_run
 
 pytestmark = pytest.mark.perf
 STREAMS = int(os.environ.get("BENCH_SSE_STREAMS", 200))
-WORKERS = int(os.environ.get("BENCH_SSE_WORKERS", 1))
+WORKERS = int(os.environ.get("BENCH_SSE_WORKERS", 2))  # as runner up
 EVENTS = int(os.environ.get("BENCH_SSE_EVENTS", 50))
 REDIS_SAMPLES = 500
 
