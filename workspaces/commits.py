@@ -9,7 +9,7 @@ Callers hold the repository lock (`workspaces.locks`): the branch refs live in t
 """
 import re
 
-from workspaces.git import GitError, NotARepository, clean_environ, run_git, scrub
+from workspaces.git import GitError, NotARepository, commit_tree, run_git, scrub
 from workspaces.snapshots import CHANGE_TYPES, DEFAULT_AUTHOR
 
 # How much of a summary goes into a commit message: a short body, not the agent's whole report.
@@ -64,21 +64,7 @@ def commit_worktree(worktree, branch, title, summary=None, trailers=(), author=D
     if not changes:
         raise NothingToCommit(f"Nothing to commit: the worktree matches the last commit of '{branch}'.")
     message = build_message(title, summary or changed_files_line(changes), trailers)
-    name, email = author
-    identity = dict(
-        clean_environ(),
-        GIT_AUTHOR_NAME=name,
-        GIT_AUTHOR_EMAIL=email,
-        GIT_COMMITTER_NAME=name,
-        GIT_COMMITTER_EMAIL=email,
-    )
-    parents = ["-p", parent] if parent else []
-    sha = run_git(
-        ["commit-tree", "--no-gpg-sign", tree, *parents, "-F", "-"],
-        cwd=worktree,
-        env=identity,
-        input=message.encode("utf-8"),
-    ).strip()
+    sha = commit_tree(worktree, tree, parent, message, author)
     # Compare-and-swap: if anything moved the branch since `parent` was read, nothing changes.
     run_git(["update-ref", "-m", f"runner: {_one_line(title)}", ref, sha, parent or ""], cwd=worktree)
     return {"sha": sha, "parent": parent, "branch": branch, "changes": changes, "message": message}

@@ -288,3 +288,23 @@ def _error(args, returncode, stderr, stdout, secrets):
     message = "\n".join(lines[-20:]) or f"git {_subcommand(args)} failed with exit status {returncode}"
     cls = NotARepository if "not a git repository" in text.lower() else GitError
     return cls(scrub(message, secrets), returncode, command=_scrubbed(args, secrets), stdout=stdout)
+
+
+def commit_tree(cwd, tree, parent, message, author):
+    """A commit object of `tree` on `parent` (None: a root commit) with `author` = (name, email) as
+    author and committer; its sha. Plumbing only: no hooks, templates, editor or signing."""
+    name, email = author
+    identity = dict(
+        clean_environ(),
+        GIT_AUTHOR_NAME=name,
+        GIT_AUTHOR_EMAIL=email,
+        GIT_COMMITTER_NAME=name,
+        GIT_COMMITTER_EMAIL=email,
+    )
+    parents = ["-p", parent] if parent else []
+    return run_git(
+        ["commit-tree", "--no-gpg-sign", tree, *parents, "-F", "-"],
+        cwd=cwd,
+        env=identity,
+        input=message.encode("utf-8", "replace"),
+    ).strip()

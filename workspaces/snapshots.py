@@ -13,7 +13,7 @@ import struct
 import uuid
 from pathlib import Path
 
-from workspaces.git import GitError, NotARepository, add_config, clean_environ, run_git, run_git_bytes
+from workspaces.git import GitError, NotARepository, add_config, clean_environ, commit_tree, run_git, run_git_bytes
 
 DEFAULT_AUTHOR = ("Runner", "runner@localhost")
 CHANGE_TYPES = {"A": "added", "D": "deleted", "M": "modified", "R": "renamed", "T": "modified"}
@@ -34,17 +34,7 @@ def create_snapshot(worktree, ref, message, author=DEFAULT_AUTHOR):
         run_git(["add", "-A"], cwd=worktree, env=env)
         tree = run_git(["write-tree"], cwd=worktree, env=env).strip()
         file_count = _entry_count(env["GIT_INDEX_FILE"])
-    identity = dict(
-        clean_environ(),
-        GIT_AUTHOR_NAME=name,
-        GIT_AUTHOR_EMAIL=email,
-        GIT_COMMITTER_NAME=name,
-        GIT_COMMITTER_EMAIL=email,
-    )
-    parents = ["-p", head] if head else []
-    commit = run_git(
-        ["commit-tree", tree, *parents, "-F", "-"], cwd=worktree, env=identity, input=message.encode("utf-8", "replace")
-    ).strip()
+    commit = commit_tree(worktree, tree, head, message, (name, email))
     run_git(["update-ref", ref, commit], cwd=worktree)
     return {"commit_sha": commit, "tree_sha": tree, "file_count": file_count}
 

@@ -9,7 +9,6 @@ RUNNER_TEST_DATABASES lists it, else the first one listed. Screenshots go to
 import os
 import shutil
 import signal
-from pathlib import Path
 
 import pytest
 

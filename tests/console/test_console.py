@@ -3,7 +3,6 @@ assets cached for good, vendored libraries as pinned, and nothing of it in the A
 import json
 import re
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 

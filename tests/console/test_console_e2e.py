@@ -7,7 +7,6 @@ snapshots. Screenshots of the pages go to test-artifacts/console/."""
 import threading
 import time
 
-import pytest
 
 from console_browser import model_server, one_database, sign_in
 from gitrepo import git, origin_url
