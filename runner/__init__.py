@@ -38,6 +38,9 @@ def create_app(config=None):
     # is limited too), then authentication, then the body type, then the idempotency claim.
     logs.init_app(app)
     metrics.init_app(app)
+    # Flask-Limiter is one object per process and keeps the default limits of the first app it
+    # was given: forget them, so this app's RATELIMIT_DEFAULT counts (as its storage already does).
+    limiter.limit_manager.set_default_limits([])
     limiter.init_app(app)
     app.before_request(auth.guard)
     app.before_request(_require_json_body)

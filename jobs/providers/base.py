@@ -32,8 +32,12 @@ def storable(value):
     and PostgreSQL refuses NUL in text and UTF-8 cannot encode a lone surrogate: stored as is, one
     such line would fail the run."""
     if isinstance(value, str):
+        if value.isascii() and "\x00" not in value:
+            return value  # the common case, checked in C: no surrogate can be ASCII
         return _UNSTORABLE.sub("\ufffd", value)
     if isinstance(value, dict):
+        if not value:
+            return value
         return {storable(key): storable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [storable(item) for item in value]

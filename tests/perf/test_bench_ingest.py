@@ -22,12 +22,6 @@ BATCH = 1000
 AGENT = "import sys\nfor i in range(int(sys.argv[1])):\n    print(f'line {i} of the synthetic agent', flush=False)\n"
 
 
-@pytest.fixture
-def bench_config(config):
-    config.RATELIMIT_DEFAULT = "1000000/minute"
-    return config
-
-
 def _floor(app, run_id, n):
     """Raw batched INSERTs of n agent_events rows (BATCH rows a statement, one commit a batch)."""
     from runner.extensions import db
@@ -49,7 +43,7 @@ def _floor(app, run_id, n):
         return time.perf_counter() - start
 
 
-def test_event_ingestion_vs_raw_batched_insert(bench_config, app, admin_api, user_api, run_jobs, tmp_path, database_url):
+def test_event_ingestion_vs_raw_batched_insert(app, admin_api, user_api, run_jobs, tmp_path, database_url):
     from runner.extensions import db
     from runner.models import AgentEvent
 
