@@ -103,15 +103,24 @@ def app(config, redis_conn):
         with db.engine.begin() as conn:
             for table in reversed(db.metadata.sorted_tables):
                 conn.execute(table.delete())
+    _close(app)
+
+
+def _close(app):
+    """Close an app's database and Redis connections now, not whenever the garbage collector gets
+    to them (an unclosed socket then warns in whichever test is running)."""
+    from runner.extensions import db
+
+    with app.app_context():
+        db.session.remove()
         db.engine.dispose()
+    app.extensions["runner-redis"].connection_pool.disconnect()
 
 
 @pytest.fixture
 def make_app():
     """`make_app(config)` -> another app on the same database and Redis, its connections closed at
     teardown (for tests that need settings the `app` fixture was not built with)."""
-    from runner.extensions import db
-
     apps = []
 
     def make(config):
@@ -120,9 +129,7 @@ def make_app():
 
     yield make
     for extra in apps:
-        with extra.app_context():
-            db.session.remove()
-            db.engine.dispose()
+        _close(extra)
 
 
 @pytest.fixture
@@ -133,7 +140,12 @@ def run_jobs(app):
     def run():
         with app.app_context():
             # with_scheduler: jobs scheduled for later (a run waiting for a slot) are queued once due.
-            queue.make_worker(list(queue.QUEUES), fork=False).work(burst=True, with_scheduler=True)
+            worker = queue.make_worker(list(queue.QUEUES), fork=False)
+            try:
+                worker.work(burst=True, with_scheduler=True)
+            finally:
+                if worker.scheduler is not None:  # RQ leaves its scheduler's own client open
+                    worker.scheduler.connection.connection_pool.disconnect()
 
     return run
 

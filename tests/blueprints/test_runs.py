@@ -299,6 +299,9 @@ def test_a_run_whose_worker_is_killed_is_reaped_failed_and_can_be_retried(app, c
     worker.wait()
     with app.app_context():
         agent = json.loads(redis_client.connection.get(runs.AGENT_KEY.format(run_id=run["id"])))
+        horse = json.loads(redis_client.connection.get(runs.HEARTBEAT_KEY.format(run_id=run["id"])))["pid"]
+    # SIGKILL takes effect once the work horse leaves the kernel (a commit's fsync, say).
+    assert wait_for(lambda: not _alive(horse), timeout=10)
     os.kill(agent["pgid"], 0)  # the agent outlived its worker: an orphan still ticking
     with app.app_context():
         # Its heartbeat has not expired yet, but it names a process of this machine that is gone.
