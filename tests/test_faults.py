@@ -342,3 +342,40 @@ def test_the_database_out_of_reach_gives_503s_nothing_half_written_then_recovers
     assert wait_for(lambda: api.get("/api/projects").status_code == 200, timeout=15)
     again = api.post("/api/projects", json={"name": "after", "repositoryUrl": origin_url(tmp_path / "origin-2")})
     assert again.status_code == 202, again.get_json()
+
+
+def _open_read(database_url, sql):
+    """Another client's read transaction on the database, left open: (connection, first row)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        import sqlite3
+
+        connection = sqlite3.connect(url.database, isolation_level=None)
+        connection.execute("BEGIN")
+    else:
+        import psycopg
+
+        connection = psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
+        connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    return connection, connection.execute(sql).fetchone()
+
+
+def test_a_long_read_of_the_database_does_not_hold_up_writes(app, make_user, database_url, tmp_path):
+    """A backup or a long replay holds a read open for a while; the API must still write
+    meanwhile. (SQLite: the write-ahead log does it; in rollback-journal mode a commit waited for
+    every reader, then gave up with 'database is locked'.)"""
+    api = _login(app, make_user)
+    reader, _ = _open_read(database_url, "SELECT count(*) FROM agent_events")  # holds its snapshot
+    try:
+        started = time.monotonic()
+        created = api.post("/api/projects", json={"name": "meanwhile", "repositoryUrl": origin_url(tmp_path / "origin")})
+        assert created.status_code == 202, created.get_json()
+        assert time.monotonic() - started < 2
+        # The reader still sees the database as it was when its read began.
+        assert reader.execute("SELECT count(*) FROM projects WHERE name = 'meanwhile'").fetchone() == (0,)
+    finally:
+        reader.rollback()
+        reader.close()
+    assert api.get(f"/api/projects/{created.get_json()['id']}").status_code == 200
