@@ -9,14 +9,13 @@ status in the database is the control channel: a watcher thread follows it and
 pauses (SIGSTOP), resumes (SIGCONT) or cancels (SIGTERM, then SIGKILL) the agent's process group.
 """
 import logging
-import queue
 import threading
 import time
 
 from flask import current_app
 
 from jobs.providers import adapter_for
-from jobs.providers.process import AgentProcess
+from jobs.providers.process import AgentProcess, Lines
 from runner import events, logs, projects, runs, settings, states, telemetry
 from runner.extensions import db
 from runner.models import AgentEvent, AgentProvider, Project, Run, utcnow
@@ -28,6 +27,7 @@ CONTROL_POLL_SECONDS = 0.25
 BEAT_SECONDS = 5.0  # well inside runner.runs.HEARTBEAT_SECONDS
 FLUSH_EVENTS = 1000
 FLUSH_SECONDS = 0.1
+FLUSH_MAX_EVENTS = 10 * FLUSH_EVENTS  # one transaction's most, when the agent outruns the database
 FILES_REFRESH_SECONDS = 2.0
 
 # Which server params reach which kind of agent (and only that agent's environment).
@@ -191,47 +191,42 @@ def _run_agent(run, worktree, base_sha):
     prompt = _prompt(run)
     # codex takes its endpoint on the command line, not from the environment.
     argv = adapter.argv(provider.command, prompt, run.selected_model, run.safe_mode, base_url=base_url)
-    # stdout and stderr lines meet in one queue, so a quiet agent still gets its batch committed.
-    output = queue.Queue()
+    # stdout and stderr meet in one _Output, so a quiet agent still gets its batch committed and a
+    # chatty one costs the job one hand-over per batch.
+    output = _Output(adapter)
     process = AgentProcess(
         argv,
         cwd=str(worktree),
         env=env,
         time_limit=settings.get("runs.timeoutSeconds"),
-        on_stderr=lambda line: output.put((adapter.parse_stderr_line, line)),
+        on_stderr=output.put_stderr,
     )
-    runs.agent_started(run.id, process.pid)  # its own session: the group id is its pid
-    events.add(run.id, "log", f"agent started: {provider.key} (pid {process.pid})", severity="debug", data={"argv0": argv[0]})
-    db.session.commit()
-    watcher = _Watcher(current_app._get_current_object(), run.id, process)
-    watcher.start()
-    reader = threading.Thread(target=_read_stdout, args=(process, adapter, output), daemon=True, name=f"run-{run.id}-stdout")
-    reader.start()
-    recorder = _Recorder(run.id, worktree, base_sha)
-    try:
-        while True:
-            try:
-                item = output.get(timeout=recorder.wait_seconds())
-            except queue.Empty:
+    with process:  # whatever happens to the job, the agent does not outlive it
+        runs.agent_started(run.id, process.pid)  # its own session: the group id is its pid
+        events.add(run.id, "log", f"agent started: {provider.key} (pid {process.pid})", severity="debug", data={"argv0": argv[0]})
+        db.session.commit()
+        watcher = _Watcher(current_app._get_current_object(), run.id, process)
+        watcher.start()
+        reader = threading.Thread(target=_read_stdout, args=(process, output), daemon=True, name=f"run-{run.id}-stdout")
+        reader.start()
+        recorder = _Recorder(run.id, worktree, base_sha)
+        try:
+            while True:
+                ended = output.wait(recorder.files_due_in())
+                recorder.add(output.take(FLUSH_MAX_EVENTS))
                 recorder.flush()
-                continue
-            if item is None:
-                break
-            parse, line = item
-            recorder.add(parse(line))
-        exit_code = process.wait()
-        reader.join(timeout=5)
-    finally:
-        watcher.stop()
-        runs.agent_finished(run.id)
-    while not output.empty():  # stderr that came after stdout closed
-        item = output.get_nowait()
-        if item is not None:
-            recorder.add(item[0](item[1]))
+                if ended and not output.has_pending():
+                    break
+            exit_code = process.wait()
+            reader.join(timeout=5)
+        finally:
+            watcher.stop()
+            runs.agent_finished(run.id)
+    recorder.add(output.take())  # stderr that came after stdout closed
     recorder.flush(final=True)
     if process.timed_out:
         return "failed", f"The agent exceeded runs.timeoutSeconds ({settings.get('runs.timeoutSeconds')} s)."
-    return adapter.outcome(exit_code, recorder.seen)
+    return adapter.outcome(exit_code, recorder.seen())
 
 
 def _prompt(run):
@@ -247,63 +242,152 @@ def _prompt(run):
     return prefix + run.prompt
 
 
-def _read_stdout(process, adapter, output):
+def _read_stdout(process, output):
+    """The stdout thread: raw output handed to the job as it comes (parsed there, in order)."""
     try:
-        for line in process.lines():
-            output.put((adapter.parse_line, line))
+        for chunk in process.chunks():
+            output.put_stdout(chunk)
     finally:
-        output.put(None)
+        output.close()
+
+
+class _Output:
+    """The agent's output on its way from the reader threads to the job, in the order it came.
+
+    The readers hand over raw stdout chunks and stderr lines and do nothing else: at thousands of
+    lines a second, parsing on a reader thread would take the GIL from the job's inserts, line after
+    line. The job `wait`s until a batch is due (FLUSH_EVENTS lines, or FLUSH_SECONDS after the first
+    one, or stdout closed; a reader wakes it only for the first and the due one) and `take`s the
+    output there is, parsed into events by the adapter on the job's own thread."""
+
+    def __init__(self, adapter):
+        self.adapter = adapter
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        self.pending, self.count, self.first_at = [], 0, None  # count: lines pending
+        self.closed = False
+        self.stdout = Lines()
+
+    def put_stdout(self, chunk):
+        self._put(chunk, chunk.count(b"\n"))
+
+    def put_stderr(self, line):
+        self._put(line, 1)
+
+    def _put(self, item, lines):
+        with self.lock:
+            if self.first_at is None:
+                self.first_at = time.monotonic()
+            self.pending.append(item)
+            first = len(self.pending) == 1
+            before = self.count
+            self.count = after = before + lines
+        if first or before < FLUSH_EVENTS <= after:
+            self.ready.set()
+
+    def close(self):
+        self.closed = True
+        self.ready.set()
+
+    def wait(self, timeout=None):
+        """Block until a batch is due or `timeout` seconds passed (None: no limit of its own);
+        True once stdout has closed (everything it produced is then pending)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self.ready.clear()  # before looking: a put from now on wakes the wait below
+            closed = self.closed  # read before the batch: all stdout produced before closing is in it
+            with self.lock:
+                due = self.count >= FLUSH_EVENTS or closed
+                batch_deadline = None if self.first_at is None else self.first_at + FLUSH_SECONDS
+            now = time.monotonic()
+            if due or (batch_deadline is not None and now >= batch_deadline):
+                return closed
+            if deadline is not None and now >= deadline:
+                return False
+            wait_until = min((d for d in (deadline, batch_deadline) if d is not None), default=None)
+            self.ready.wait(None if wait_until is None else wait_until - now)
+
+    def has_pending(self):
+        with self.lock:
+            return bool(self.pending)
+
+    def take(self, limit=None):
+        """The events of the output pending, in order: of about `limit` lines at most (a batch of an
+        agent chattier than the database can keep up with stays a batch, and its stream moves)."""
+        with self.lock:
+            if limit is None or self.count <= limit:
+                taken, self.pending, self.count, self.first_at = self.pending, [], 0, None
+            else:
+                lines = 0
+                for end, item in enumerate(self.pending, 1):
+                    lines += item.count(b"\n") if isinstance(item, bytes) else 1
+                    if lines >= limit:
+                        break
+                taken, self.pending = self.pending[:end], self.pending[end:]
+                self.count -= lines
+                self.first_at = time.monotonic() - FLUSH_SECONDS  # what is left is due at once
+        produced = []
+        parse_line, parse_stderr_line = self.adapter.parse_line, self.adapter.parse_stderr_line
+        for item in taken:
+            if isinstance(item, bytes):
+                for line in self.stdout.feed(item):
+                    produced += parse_line(line)
+            else:
+                produced += parse_stderr_line(item)
+        if self.closed and not self.has_pending():
+            for line in self.stdout.feed(b"", final=True):  # a last line without its line end
+                produced += parse_line(line)
+        return produced
 
 
 class _Recorder:
-    """Collects the agent's events and inserts them in batches, one multi-row INSERT and commit
-    every FLUSH_EVENTS events or FLUSH_SECONDS after the first pending one, whichever comes first.
-    Ids follow the order of `add`. Commands become command_executions in the same transaction;
-    file events mark the run's workspace_files for a refresh, at most every FILES_REFRESH_SECONDS
-    and once more at the end."""
+    """Stores the agent's events: one multi-row INSERT and commit a `flush`, ids in the order of
+    `add`. Commands become command_executions in the same transaction; file events mark the run's
+    workspace_files for a refresh, at most every FILES_REFRESH_SECONDS and once more at the end.
+    Of the events themselves it keeps only the last of each type that carries a message (what
+    an adapter's `outcome` looks at), so a long, chatty run does not grow the job's memory."""
 
     def __init__(self, run_id, worktree, base_sha):
         self.run_id, self.worktree, self.base_sha = run_id, worktree, base_sha
-        self.seen = []
+        self.last = {}  # event type → its last event with a message
         self.batch = []  # events not yet inserted
-        self.pending_since = None
         self.files_dirty = False
         self.files_refreshed_at = float("-inf")
 
     def add(self, produced):
         for item in produced:
-            self.batch.append(item)
-            if item["event_type"] in ("command_started", "command_finished"):
+            kind = item["event_type"]
+            if kind in _COMMAND_EVENTS:
                 telemetry.record_command(self.run_id, item)
-            # A finished command may have changed files as much as an edit tool.
-            if item["event_type"] in ("file_created", "file_updated", "file_deleted", "command_finished"):
+            if kind in _FILE_CHANGING_EVENTS:
                 self.files_dirty = True
-            if self.pending_since is None:
-                self.pending_since = time.monotonic()
-        self.seen.extend(produced)
-        if len(self.batch) >= FLUSH_EVENTS or self.wait_seconds() == 0:
-            self.flush()
+            if item["message"]:
+                self.last[kind] = item
+        self.batch.extend(produced)
 
-    def wait_seconds(self):
-        """How long the job may wait for more output before something is due; None: nothing is."""
-        deadlines = []
-        if self.pending_since is not None:
-            deadlines.append(self.pending_since + FLUSH_SECONDS)
-        if self.files_dirty:
-            deadlines.append(self.files_refreshed_at + FILES_REFRESH_SECONDS)
-        if not deadlines:
+    def seen(self):
+        """The events an adapter's `outcome` may look at (the last of each type), in no set order."""
+        return list(self.last.values())
+
+    def files_due_in(self):
+        """Seconds until workspace_files are due for a refresh; None: nothing changed since the last."""
+        if not self.files_dirty:
             return None
-        return max(0.0, min(deadlines) - time.monotonic())
+        return max(0.0, self.files_refreshed_at + FILES_REFRESH_SECONDS - time.monotonic())
 
     def flush(self, final=False):
         if self.batch:
             events.add_many(self.run_id, self.batch)
             db.session.commit()
-        self.batch, self.pending_since = [], None
-        now = time.monotonic()
-        if self.files_dirty and (final or now - self.files_refreshed_at >= FILES_REFRESH_SECONDS):
-            self.files_dirty, self.files_refreshed_at = False, now
+            self.batch = []
+        if self.files_dirty and (final or self.files_due_in() == 0):
+            self.files_dirty, self.files_refreshed_at = False, time.monotonic()
             telemetry.update_files(self.run_id, self.worktree, self.base_sha)
+
+
+_COMMAND_EVENTS = frozenset(("command_started", "command_finished"))
+# A finished command may have changed files as much as an edit tool.
+_FILE_CHANGING_EVENTS = frozenset(("file_created", "file_updated", "file_deleted", "command_finished"))
 
 
 class _Watcher(threading.Thread):

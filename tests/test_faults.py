@@ -13,7 +13,9 @@ reach for a moment, and a full disk in the data directory during a run.
 (kill -9 of a worker and SIGTERM of `runner up` mid-run are in tests/test_up.py.)
 """
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -173,31 +175,42 @@ def small_data_dir(tmp_path):
     subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
+def _admin_api(app, api):
+    """`api`'s user made an admin, with a token elevated to settings:write."""
+    from runner.extensions import db
+    from runner.models import User
+
+    with app.app_context():
+        db.session.scalar(db.select(User).where(User.email == api.email)).is_admin = True
+        db.session.commit()
+    elevated = api.post("/api/auth/elevate", json={"password": PASSWORD, "abilities": ["settings:write"]})
+    assert elevated.status_code == 201, elevated.get_json()
+    return ApiClient(api.client, elevated.get_json()["token"])
+
+
+def _work(app):
+    """Every queued job of `app`, run now in this process by a real RQ worker."""
+    from runner import queue
+
+    with app.app_context():
+        queue.make_worker(list(queue.QUEUES), fork=False).work(burst=True)
+
+
 def test_a_full_disk_during_a_run_fails_it_cleanly_with_a_clear_event(config, make_app, make_user, small_data_dir, tmp_path):
     import sys
 
-    from runner import queue
     from runner.extensions import db
     from runner.models import Run
 
     config.DATA_DIR = str(small_data_dir)
     app = make_app(config)
     api = _login(app, make_user)
-    with app.app_context():
-        from runner.models import User
-
-        admin = db.session.scalar(db.select(User).where(User.email == api.email))
-        admin.is_admin = True
-        db.session.commit()
-    elevated = api.post("/api/auth/elevate", json={"password": PASSWORD, "abilities": ["settings:write"]})
-    assert elevated.status_code == 201, elevated.get_json()
-    admin_api = ApiClient(api.client, elevated.get_json()["token"])
+    admin_api = _admin_api(app, api)
     assert admin_api.put("/api/settings/providers/command", json={
         "enabled": True, "command": [sys.executable, "-c", DISK_FILLER]}).status_code == 200
 
     def work():
-        with app.app_context():
-            queue.make_worker(list(queue.QUEUES), fork=False).work(burst=True)
+        _work(app)
 
     project = api.post("/api/projects", json={"name": "demo", "repositoryUrl": origin_url(tmp_path / "origin")}).get_json()
     work()
@@ -342,6 +355,70 @@ def test_the_database_out_of_reach_gives_503s_nothing_half_written_then_recovers
     assert wait_for(lambda: api.get("/api/projects").status_code == 200, timeout=15)
     again = api.post("/api/projects", json={"name": "after", "repositoryUrl": origin_url(tmp_path / "origin-2")})
     assert again.status_code == 202, again.get_json()
+
+
+# An agent that keeps working whatever happens to its output (as one waiting on its model would):
+# it says it started, then ticks, shrugging off a closed pipe.
+DEAF_TICKER = r"""
+import time
+n = 0
+while True:
+    try:
+        print(f"tick {n}", flush=True)
+    except OSError:
+        pass
+    n += 1
+    time.sleep(0.05)
+"""
+
+
+def test_a_run_that_loses_its_database_stops_its_agent(database_outage, make_user, config, tmp_path):
+    """The job can no longer store what the agent does, so the run attempt is over: the agent must
+    not go on editing the worktree with nobody watching (or pausing, or cancelling) it."""
+    import re
+    import sys
+
+    from helpers import worker_env
+
+    outage_app, cut, restore = database_outage
+    api = _login(outage_app, make_user)
+    assert _admin_api(outage_app, api).put("/api/settings/providers/command", json={
+        "enabled": True, "command": [sys.executable, "-c", DEAF_TICKER]}).status_code == 200
+    project = api.post("/api/projects", json={"name": "demo", "repositoryUrl": origin_url(tmp_path / "origin")}).get_json()
+    _work(outage_app)
+    run = api.post("/api/runs", json={"projectId": project["id"], "title": "tick", "prompt": "go",
+                                      "selectedAgent": "command"}).get_json()
+    assert api.post(f"/api/runs/{run['id']}/start").status_code == 202
+    # A real worker process (forking a work horse), on the same database connection path.
+    worker = subprocess.Popen([sys.executable, "-m", "runner", "worker", "--burst", "--queues", "runs"],
+                              env=worker_env(config), stderr=subprocess.PIPE)
+    try:
+        def logs():
+            return api.get(f"/api/runs/{run['id']}/events", query_string={"eventTypes": "log", "limit": 200}).get_json()["data"]
+
+        assert wait_for(lambda: any(e["message"].startswith("tick") for e in logs()), timeout=30)
+        started = next(e["message"] for e in logs() if e["message"].startswith("agent started"))
+        agent = int(re.search(r"pid (\d+)", started).group(1))
+        assert _alive(agent)
+        cut()
+        worker.communicate(timeout=90)  # the job fails (its writes do) and the burst worker ends
+        assert wait_for(lambda: not _alive(agent), timeout=10), "the agent outlived its run's job"
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        try:
+            os.killpg(agent, signal.SIGKILL)
+        except (NameError, ProcessLookupError):
+            pass
+        restore()
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except FileNotFoundError:
+        return False
 
 
 def _open_read(database_url, sql):

@@ -5,6 +5,8 @@ with it. stderr is drained by a thread (kept, and optionally handed to a callbac
 can never block the agent while we read stdout. The time limit counts running time only: time spent
 paused does not use it up.
 """
+import codecs
+import io
 import os
 import signal
 import subprocess
@@ -12,6 +14,26 @@ import threading
 import time
 
 STDERR_KEEP = 64 * 1024  # characters of stderr kept for error messages
+READ_SIZE = 64 * 1024  # the pipe's own capacity on Linux
+
+
+class Lines:
+    """Raw output cut into text lines as it comes, the way a text-mode pipe reads it: UTF-8 with
+    undecodable bytes replaced, and "\n", "\r\n" or a lone "\r" ending a line (a progress bar's
+    redraws are lines), even when a chunk ends between the two bytes of a "\r\n"."""
+
+    def __init__(self):
+        utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.decoder = io.IncrementalNewlineDecoder(utf8, translate=True)
+        self.tail = ""
+
+    def feed(self, chunk, final=False):
+        """The lines `chunk` completes; with `final`, also the last one even without its line end."""
+        *lines, self.tail = (self.tail + self.decoder.decode(chunk, final=final)).split("\n")
+        if final and self.tail:
+            lines.append(self.tail)
+            self.tail = ""
+        return lines
 
 
 class AgentProcess:
@@ -51,11 +73,23 @@ class AgentProcess:
             self._watchdog.start()
 
     # -- output -----------------------------------------------------------------------------------
-    def lines(self):
-        """Yield stdout lines (without the trailing newline) as the agent writes them, until EOF."""
-        for line in self.proc.stdout:
-            yield line.rstrip("\r\n")
+    def chunks(self):
+        """Yield stdout as the agent writes it, in raw chunks of up to READ_SIZE bytes, until EOF.
+
+        One read takes whatever is there, so a chatty agent costs a call per 64 KiB rather than per
+        line, and the wait for more output holds no lock. Cut it into lines with `Lines`.
+        """
+        fd = self.proc.stdout.fileno()  # under the text wrapper, whose buffer is never used
+        while chunk := os.read(fd, READ_SIZE):
+            yield chunk
         self.proc.stdout.close()
+
+    def lines(self):
+        """Yield stdout lines (without the line end) as the agent writes them, until EOF."""
+        lines = Lines()
+        for chunk in self.chunks():
+            yield from lines.feed(chunk)
+        yield from lines.feed(b"", final=True)
 
     __iter__ = lines
 

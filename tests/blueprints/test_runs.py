@@ -23,6 +23,13 @@ if "slow" in prompt:
     n = 0
     while True:
         print(f"tick {n}", flush=True); n += 1; time.sleep(0.05)
+if "chatty" in prompt:  # as fast as it can, stderr notes in between, and no line end at the end
+    for i in range(3000):
+        print(f"line {i}")
+        if i % 1000 == 0:
+            print(f"note {i}", file=sys.stderr, flush=True)
+    sys.stdout.write("the end")
+    sys.exit(0)
 if "fail" in prompt:
     print("giving up", file=sys.stderr, flush=True); sys.exit(3)
 pathlib.Path("agent-output.txt").write_text(prompt + "\n")
@@ -231,6 +238,21 @@ def test_events_backfill_filters(user_api, project, command_agent, run_jobs):
     assert "eventTypes" in assert_problem(
         user_api.get(f"{RUNS}/{run['id']}/events", query_string={"eventTypes": "nope"}), 422
     )["errors"]
+
+
+def test_every_line_of_a_chatty_agent_becomes_one_event_in_order(user_api, project, command_agent, run_jobs):
+    run = _draft(user_api, project, prompt="be chatty")
+    user_api.post(f"{RUNS}/{run['id']}/start")
+    run_jobs()
+    assert user_api.get(f"{RUNS}/{run['id']}").get_json()["status"] == "completed"
+    logs, since = [], 0
+    while page := _events(user_api, run["id"], eventTypes="log", since=since):
+        logs += page
+        since = page[-1]["id"]
+    said = [e["message"] for e in logs if e["severity"] == "info"]
+    assert said == [f"line {i}" for i in range(3000)] + ["the end"]
+    assert [e["message"] for e in logs if e["severity"] == "warning"] == ["note 0", "note 1000", "note 2000"]
+    assert [e["id"] for e in logs] == sorted(e["id"] for e in logs)
 
 
 def _alive(pid):

@@ -6,6 +6,7 @@ import threading
 import time
 
 from jobs.providers import AgentProcess
+from jobs.providers.process import Lines
 
 PY = sys.executable
 TICKER = "import time,sys\nfor i in range(1000):\n    print(i, flush=True); time.sleep(0.02)"
@@ -96,3 +97,26 @@ def test_exit_code_and_stdin_is_empty(tmp_path):
     with start(code, tmp_path) as process:
         assert list(process.lines()) == ["''"]
         assert process.wait() == 3
+
+
+# Writes its output in pieces cut at awkward places, each flushed on its own, so the reader sees
+# them as separate chunks: a "\r\n" split between two writes, a character split inside its UTF-8
+# bytes, a lone "\r" (a progress bar redrawing), bytes that are not UTF-8, no line end at the end.
+AWKWARD = r"""
+import os, sys, time
+for piece in [b"one\r", b"\ntwo\n", b"caf\xc3", b"\xa9\n", b"10%\r20%\r", b"bad \xff byte\n", b"last"]:
+    os.write(1, piece)
+    time.sleep(0.05)
+"""
+
+
+def test_lines_are_cut_as_a_text_pipe_would_even_across_chunks(tmp_path):
+    with start(AWKWARD, tmp_path) as process:
+        chunks = list(process.chunks())
+        assert process.wait() == 0
+    assert len(chunks) > 1  # the output really came in pieces
+    lines = Lines()
+    cut = [line for chunk in chunks for line in lines.feed(chunk)] + lines.feed(b"", final=True)
+    assert cut == ["one", "two", "café", "10%", "20%", "bad \ufffd byte", "last"]
+    with start(AWKWARD, tmp_path) as process:
+        assert list(process.lines()) == cut
