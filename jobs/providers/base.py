@@ -2,9 +2,7 @@
 
 An adapter is pure translation — no Flask, no database, no I/O. The agent job builds the argv and
 environment with it, runs them in an `AgentProcess`, feeds each stdout line to `parse_line` and
-stores what comes back as agent events (SPEC §7). `parse_line` is called on the stdout thread and
-`parse_stderr_line` on the stderr thread, at the same time: state an adapter keeps across lines
-belongs to `parse_line` alone.
+stores what comes back as agent events (SPEC §7).
 """
 import json
 import re
