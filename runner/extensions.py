@@ -23,15 +23,19 @@ migrate = Migrate()
 
 
 @sa.event.listens_for(sa.engine.Engine, "connect")
-def _sqlite_write_ahead_log(dbapi_connection, _record):
-    """SQLite in write-ahead-log mode: readers (API workers, event streams, the run watcher) never
-    block the writer and the writer never blocks them; in the default rollback-journal mode one
-    open read made a commit wait, and a busy run's inserts slowed to half speed. NORMAL sync is
-    what WAL is made for: a commit stays atomic; only a power cut may lose the last moments."""
+def _sqlite_pragmas(dbapi_connection, _record):
+    """SQLite as PostgreSQL behaves, where it matters:
+    - write-ahead log: readers (API workers, event streams, the run watcher) never block the
+      writer, nor it them; in rollback-journal mode one open read made a commit wait, then fail.
+      NORMAL sync is what WAL is made for: a commit stays atomic; a power cut may lose the last ones.
+    - foreign keys enforced, ON DELETE actions included (SQLite's default is to ignore them): a
+      deleted device leaves its notifications with no device, not with an id a new one may reuse.
+      Migrations turn them off while they rebuild tables (runner/migrations/env.py)."""
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
 

@@ -49,6 +49,18 @@ def test_the_owner_sees_each_push_newest_first(user_api, run_with_pushes):
     assert newest["createdAt"].endswith("Z")
 
 
+def test_pushes_outlive_their_device_and_never_name_another(user_api, run_with_pushes):
+    """Deleting a device keeps the record of what was pushed, without the device (on SQLite too,
+    whose foreign keys are enforced: a new device may be given the deleted one's id)."""
+    run_id, device_id, *_ = run_with_pushes
+    assert user_api.delete(f"/api/devices/{device_id}").status_code == 204
+    pushes = user_api.get(f"/api/runs/{run_id}/notifications").get_json()["data"]
+    assert [(p["status"], p["deviceId"]) for p in pushes] == [("failed", None), ("sent", None)]
+    again = user_api.post("/api/devices", json={"token": "b2" * 32, "environment": "sandbox"})
+    assert again.status_code in (200, 201), again.get_json()
+    assert all(p["deviceId"] is None for p in user_api.get(f"/api/runs/{run_id}/notifications").get_json()["data"])
+
+
 def test_the_list_pages_with_a_cursor(user_api, run_with_pushes):
     run_id = run_with_pushes[0]
     first = user_api.get(f"/api/runs/{run_id}/notifications", query_string={"limit": 1}).get_json()
