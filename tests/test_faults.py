@@ -24,7 +24,7 @@ import time
 import pytest
 import redis
 
-from gitrepo import origin_url
+from gitrepo import origin_url, process_alive
 from helpers import ApiClient, PASSWORD, add_events, assert_problem, bare_run, sse_frames, wait_for
 
 
@@ -399,10 +399,10 @@ def test_a_run_that_loses_its_database_stops_its_agent(database_outage, make_use
         assert wait_for(lambda: any(e["message"].startswith("tick") for e in logs()), timeout=30)
         started = next(e["message"] for e in logs() if e["message"].startswith("agent started"))
         agent = int(re.search(r"pid (\d+)", started).group(1))
-        assert _alive(agent)
+        assert process_alive(agent)
         cut()
         worker.communicate(timeout=90)  # the job fails (its writes do) and the burst worker ends
-        assert wait_for(lambda: not _alive(agent), timeout=10), "the agent outlived its run's job"
+        assert wait_for(lambda: not process_alive(agent), timeout=10), "the agent outlived its run's job"
     finally:
         if worker.poll() is None:
             worker.kill()
@@ -411,14 +411,6 @@ def test_a_run_that_loses_its_database_stops_its_agent(database_outage, make_use
         except (NameError, ProcessLookupError):
             pass
         restore()
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] not in "ZX"
-    except FileNotFoundError:
-        return False
 
 
 def _open_read(database_url, sql):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from gitrepo import git, head, origin_url
+from gitrepo import git, head, origin_url, process_alive
 from helpers import ApiClient, assert_problem, wait_for, worker_env
 
 RUNS = "/api/runs"
@@ -255,14 +255,6 @@ def test_every_line_of_a_chatty_agent_becomes_one_event_in_order(user_api, proje
     assert [e["id"] for e in logs] == sorted(e["id"] for e in logs)
 
 
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ", 1)[1][0] not in "ZX"
-    except FileNotFoundError:
-        return False
-
-
 def test_pause_resume_and_cancel_act_on_the_live_agent(config, user_api, project, command_agent):
     run = _draft(user_api, project, prompt="slow ticking")
     user_api.post(f"{RUNS}/{run['id']}/start")
@@ -323,7 +315,7 @@ def test_a_run_whose_worker_is_killed_is_reaped_failed_and_can_be_retried(app, c
         agent = json.loads(redis_client.connection.get(runs.AGENT_KEY.format(run_id=run["id"])))
         horse = json.loads(redis_client.connection.get(runs.HEARTBEAT_KEY.format(run_id=run["id"])))["pid"]
     # SIGKILL takes effect once the work horse leaves the kernel (a commit's fsync, say).
-    assert wait_for(lambda: not _alive(horse), timeout=10)
+    assert wait_for(lambda: not process_alive(horse), timeout=10)
     os.kill(agent["pgid"], 0)  # the agent outlived its worker: an orphan still ticking
     with app.app_context():
         # Its heartbeat has not expired yet, but it names a process of this machine that is gone.
@@ -333,7 +325,7 @@ def test_a_run_whose_worker_is_killed_is_reaped_failed_and_can_be_retried(app, c
     assert lost["status"] == "failed" and lost["statusDetail"] == "Lost: its worker stopped."
     assert any(e["eventType"] == "error" for e in _events(user_api, run["id"], severity="error"))
     # The orphaned agent was stopped.
-    wait_for(lambda: not _alive(agent["pgid"]))
+    wait_for(lambda: not process_alive(agent["pgid"]))
     assert user_api.post(f"{RUNS}/{run['id']}/retry").status_code == 202
 
 

@@ -5,6 +5,7 @@ import sys
 import threading
 import time
 
+from gitrepo import process_alive
 from jobs.providers import AgentProcess
 from jobs.providers.process import Lines
 
@@ -24,11 +25,7 @@ def collect(process):
 
 
 def gone(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
+    return not process_alive(pid)
 
 
 def test_lines_arrive_while_the_agent_runs_and_stderr_cannot_block_it(tmp_path):
